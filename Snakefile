@@ -1,0 +1,25 @@
+# polyprune: structured pruning of multilingual pretrained encoders (Li et al., ACL 2022).
+# `snakemake --cores 2` runs the demo study (config/config.yaml); see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# --configfile replaces the demo configuration instead of being merged into it
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/importance.smk"
+include: "rules/prune.smk"
+include: "rules/pretrain.smk"
+include: "rules/bench.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        study_outputs(),

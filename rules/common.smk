@@ -1,0 +1,97 @@
+import json
+import re
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
+
+from polyprune import config as polyconfig
+
+try:
+    polyconfig.validate(config)
+except polyconfig.ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RUN = config["run"]
+OUT = f"results/{RUN}"
+LOGS = f"logs/{RUN}"
+LANGS = polyconfig.study_languages(config)
+CELLS = polyconfig.cells(config)
+SCRATCH = config["model"]["base"] == "scratch"
+SYNTHETIC = config["corpus"]["source"] == "synthetic"
+SIZES = polyconfig.corpus_sizes(config)
+ALL = "all"
+
+
+def _choice(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+wildcard_constraints:
+    lang=_choice(LANGS),
+    scores=_choice([*LANGS, ALL]),
+    cell=_choice(CELLS),
+
+
+def settings(*sections):
+    """The config sections a step reads, plus run, seed and their digest, as JSON. Passed as a
+    param, so that a step reruns when (and only when) its own settings change."""
+    return json.dumps(polyconfig.step_settings(config, *sections), sort_keys=True)
+
+
+PYTHON = (
+    "python"  # the rule's conda environment
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
+
+
+def launcher(wildcards, resources):
+    """How a training step starts: one process, torchrun over the GPUs of the allocation, or
+    (several nodes) one torchrun per node with a rendezvous on the first node."""
+    gpus, nodes = int(resources.get("gpu", 0)), int(resources.get("nodes", 1))
+    if nodes > 1:
+        gpus = int(str(resources.get("gres", "gpu:1")).rsplit(":", 1)[-1])
+        return (
+            f"{resources.get('mpi', 'srun --ntasks-per-node=1')} {PYTHON} -m torch.distributed.run"
+            f" --nnodes={nodes} --nproc_per_node={gpus} --rdzv_backend=c10d"
+            " --rdzv_endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500"
+            " --rdzv_id=$SLURM_JOB_ID -m polyprune.cli"
+        )
+    if gpus > 1:
+        return f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={gpus} -m polyprune.cli"
+    return f"{PYTHON} -m polyprune.cli"
+
+
+def corpus_location(lang):
+    if SYNTHETIC:
+        return f"{OUT}/corpus/{lang}.txt"
+    return config["corpus"]["path"].format(lang=lang)
+
+
+def corpus_input(wildcards):
+    """The corpus file as a workflow input when it is a file (so that a missing one is named
+    before any job runs); URLs are read by the job itself."""
+    location = corpus_location(wildcards.lang)
+    return [] if location.startswith(("http://", "https://")) else [location]
+
+
+def shards(langs):
+    return [f"{OUT}/shards/{lang}" for lang in langs]
+
+
+def score_langs(scores):
+    return LANGS if scores == ALL else [scores]
+
+
+def cell_init(wildcards):
+    return (
+        f"{OUT}/base"
+        if wildcards.cell == polyconfig.DENSE
+        else f"{OUT}/cells/{wildcards.cell}/init"
+    )
+
+
+def study_outputs():
+    per_cell = ["pruned", "mlm.json", "params.json"]
+    return [f"{OUT}/cells/{cell}/{name}" for cell in CELLS for name in per_cell]

@@ -1,0 +1,19 @@
+rule importance:
+    input:
+        model=f"{OUT}/base",
+        tokenizer=rules.tokenizer.output[0],
+        shards=lambda wildcards: shards(score_langs(wildcards.scores)),
+    output:
+        f"{OUT}/importance/{{scores}}.safetensors",
+    log:
+        f"{LOGS}/importance/{{scores}}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    params:
+        launch=launcher,
+        settings=settings("importance", "data"),
+    shell:
+        "{params.launch} --threads {threads} importance --config {params.settings:q}"
+        " --model {input.model} --tokenizer {input.tokenizer} --shards {input.shards}"
+        " --out {output} > {log} 2>&1"

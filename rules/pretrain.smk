@@ -1,0 +1,54 @@
+rule pretrain:
+    input:
+        init=cell_init,
+        tokenizer=rules.tokenizer.output[0],
+        shards=shards(LANGS),
+    output:
+        directory(f"{OUT}/cells/{{cell}}/model"),
+    log:
+        f"{LOGS}/pretrain/{{cell}}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    params:
+        launch=launcher,
+        settings=settings("pretraining", "data"),
+        # checkpoints live outside the output, so that a failed job keeps them for resuming
+        checkpoints=f"{OUT}/checkpoints/{{cell}}",
+    shell:
+        "{params.launch} --threads {threads} train --section pretraining"
+        " --config {params.settings:q} --init {input.init} --tokenizer {input.tokenizer}"
+        " --shards {input.shards} --out {output} --checkpoints {params.checkpoints} > {log} 2>&1"
+
+
+rule export:
+    input:
+        f"{OUT}/cells/{{cell}}/model",
+    output:
+        directory(f"{OUT}/cells/{{cell}}/pruned"),
+    log:
+        f"{LOGS}/export/{{cell}}.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        settings=settings(),
+    script:
+        "../workflow/scripts/export.py"
+
+
+rule mlm_eval:
+    input:
+        before=cell_init,
+        after=f"{OUT}/cells/{{cell}}/pruned",
+        tokenizer=rules.tokenizer.output[0],
+        shards=shards(LANGS),
+    output:
+        f"{OUT}/cells/{{cell}}/mlm.json",
+    log:
+        f"{LOGS}/mlm_eval/{{cell}}.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        settings=settings("data"),
+    script:
+        "../workflow/scripts/mlm_eval.py"

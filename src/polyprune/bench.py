@@ -1,0 +1,158 @@
+"""Parameter counts and speed measurements (benchmarks print figures; tests never time)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from polyprune.gates import Gates
+from polyprune.model import MaskedLM, ModelConfig
+
+COUNTING = (
+    "total = embeddings + encoder + pooler, the parameters of transformers' XLMRobertaModel "
+    "(the pooler, a d x d dense layer, is counted although MLM checkpoints do not use it); "
+    "mlm_head (dense, LayerNorm, output bias; the decoder is tied to the word embeddings) "
+    "is reported separately and not included in total"
+)
+
+
+def param_counts(cfg: ModelConfig, gates: Gates | None = None) -> dict:
+    """Parameter counts of a model shape, or of what one (single-row) gate set keeps of it."""
+    d, dh = cfg.hidden, cfg.head_dim
+    heads = [int(g.count_nonzero()) for g in gates.heads] if gates else list(cfg.heads)
+    ffn = [int(g.count_nonzero()) for g in gates.ffn] if gates else list(cfg.ffn)
+    rank = cfg.emb_rank
+    if gates is not None and gates.emb is not None:
+        rank = int(gates.emb.count_nonzero())
+    word = cfg.vocab_size * rank + rank * d if rank else cfg.vocab_size * d
+    embeddings = word + (cfg.max_positions + cfg.type_vocab) * d + 2 * d
+    layers = [
+        4 * d * h * dh + 3 * h * dh + d + 2 * d + 2 * d * f + f + d + 2 * d
+        for h, f in zip(heads, ffn)
+    ]
+    pooler = d * d + d
+    return {
+        "total": embeddings + sum(layers) + pooler,
+        "embeddings": embeddings,
+        "word_embeddings": word,
+        "encoder": sum(layers),
+        "encoder_layers": layers,
+        "pooler": pooler,
+        "mlm_head": d * d + d + 2 * d + cfg.vocab_size,
+        "heads": heads,
+        "ffn": ffn,
+        "embedding_rank": rank,
+        "counting": COUNTING,
+    }
+
+
+def model_counts(model: MaskedLM) -> dict:
+    """Counts of a checkpoint: its stored shape, plus what every gate set keeps."""
+    out = {"stored": param_counts(model.cfg)}
+    if model.gate_table is not None:
+        out["gate_sets"] = {
+            name: param_counts(model.cfg, model.gate_table.row(i))
+            for i, name in enumerate(model.gate_table.names)
+        }
+    return out
+
+
+def interleaved_medians(fns: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds per call of each function, calls interleaved so that they share the
+    machine's noise (ratios between them are what to report)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def train_step(model: MaskedLM, ids, labels, gate_set=None):
+    """One forward + backward + SGD update, as a callable."""
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        model(ids, labels=labels, gate_set=gate_set).backward()
+        opt.step()
+
+    return step
+
+
+def inference(model: MaskedLM, ids, gate_set=None):
+    """One encoder forward pass (what a fine-tuned model runs; no MLM head), as a callable."""
+    model.eval()
+
+    @torch.no_grad()
+    def forward():
+        model.encode(ids, gate_set=gate_set)
+
+    return forward
+
+
+def resolve_shape(shape: str) -> ModelConfig:
+    """A known shape name, or a config file's scratch model shape."""
+    from polyprune.model import SHAPES
+
+    if shape in SHAPES:
+        return ModelConfig.from_shape(shape, dropout=0.0, attention_dropout=0.0)
+    from polyprune.config import load
+
+    config = load(shape)
+    s = config["model"]["shape"]
+    return ModelConfig(
+        vocab_size=config["tokenizer"]["vocab_size"],
+        head_dim=s["hidden"] // s["heads"],
+        dropout=0.0,
+        attention_dropout=0.0,
+        **{k: s[k] for k in ("hidden", "layers", "heads", "ffn", "max_positions")},
+    )
+
+
+def gates_benchmark(shape: str, batch: int, seq_len: int, repeats: int, sparsity: float) -> dict:
+    """Training step time of a gated model vs the same shape ungated, and CPU batch-1 latency of
+    a model pruned to `sparsity` kept gated vs physically pruned."""
+    from polyprune.gates import component_weights
+    from polyprune.prune import gated_model, physically_prune, select_components
+
+    cfg = resolve_shape(shape)
+    torch.manual_seed(0)
+    plain = MaskedLM(cfg)
+    ids = torch.randint(4, cfg.vocab_size - 1, (batch, seq_len))
+    labels = torch.where(torch.rand(ids.shape) < 0.15, ids, -100)
+    ones = Gates.ones(cfg.heads, cfg.ffn, None)
+    gated = gated_model(plain, {"shared": ones})
+    steps = interleaved_medians(
+        {"ungated": train_step(plain, ids, labels), "gated": train_step(gated, ids, labels)},
+        repeats,
+    )
+    scores = Gates(heads=[torch.rand(h) for h in cfg.heads], ffn=[torch.rand(f) for f in cfg.ffn])
+    unit = component_weights(cfg.head_dim, {})
+    pruned_gated = gated_model(plain, {"shared": select_components(scores, unit, sparsity)})
+    small = physically_prune(pruned_gated)
+    one = ids[:1]
+    lat = interleaved_medians(
+        {"gated": inference(pruned_gated, one), "pruned": inference(small, one)}, repeats
+    )
+    return {
+        "shape": shape,
+        "threads": torch.get_num_threads(),
+        "train_step_s": steps,
+        "gate_overhead": steps["gated"] / steps["ungated"] - 1,
+        "train_batch": [batch, seq_len],
+        "sparsity": sparsity,
+        "cpu_batch1_latency_s": lat,
+        "pruned_speedup": lat["gated"] / lat["pruned"],
+        "params": {
+            "gated": param_counts(cfg)["total"],
+            "pruned": param_counts(small.cfg)["total"],
+        },
+    }

@@ -1,0 +1,170 @@
+"""The `polyprune` command: the study's steps outside Snakemake, and the training steps that the
+workflow launches (one process, torchrun, or the DeepSpeed launcher).
+
+`--config` takes a config file, or an inline JSON object with the sections a step reads (what the
+workflow passes, so that editing unrelated keys does not rerun a step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _config(value: str) -> dict:
+    from polyprune import config as cfg
+
+    if value.lstrip().startswith("{"):
+        return json.loads(value)
+    loaded = cfg.load(value)
+    return {**loaded, "identity": cfg.identity(loaded)}
+
+
+def cmd_params(args) -> dict:
+    from polyprune.bench import model_counts, param_counts
+    from polyprune.model import SHAPES, ModelConfig, load_model
+
+    target = args.target
+    if target in SHAPES:
+        return {"shape": target, **param_counts(ModelConfig.from_shape(target))}
+    path = Path(target)
+    if path.is_dir():
+        return {"checkpoint": target, **model_counts(load_model(path))}
+    if path.is_file():
+        config = _config(target)
+        shape = config["model"].get("shape")
+        if config["model"]["base"] in SHAPES:
+            return cmd_params(argparse.Namespace(target=config["model"]["base"]))
+        if shape is None:
+            raise SystemExit(f"{target}: model.base {config['model']['base']!r} has no known shape")
+        cfg = ModelConfig(
+            vocab_size=config["tokenizer"]["vocab_size"],
+            head_dim=shape["hidden"] // shape["heads"],
+            **{k: shape[k] for k in ("hidden", "layers", "heads", "ffn", "max_positions")},
+        )
+        return {"config": target, **param_counts(cfg)}
+    raise SystemExit(f"{target}: not a known shape ({', '.join(SHAPES)}), checkpoint or config")
+
+
+def cmd_train(args) -> None:
+    from polyprune.pipeline import train_model
+
+    config = _config(args.config)
+    train_model(
+        init=None if args.init == "scratch" else args.init,
+        tokenizer_dir=args.tokenizer,
+        shard_dirs=args.shards,
+        out_dir=args.out,
+        checkpoint_dir=args.checkpoints,
+        training=config[args.section],
+        data_cfg=config["data"],
+        identity=config["identity"],
+        shape=config["model"].get("shape") if args.init == "scratch" else None,
+    )
+
+
+def cmd_importance(args) -> None:
+    import torch
+
+    from polyprune.pipeline import score_importance
+
+    config = _config(args.config)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    score_importance(
+        args.model,
+        args.tokenizer,
+        args.shards,
+        args.out,
+        config["importance"],
+        config["data"],
+        config["identity"],
+        device=device,
+    )
+
+
+def cmd_convert(args) -> None:
+    from polyprune.model import load_hf, save_model
+    from polyprune.provenance import provenance
+
+    config = _config(args.config)
+    name, revision = config["model"]["base"], config["model"].get("revision")
+    model = load_hf(name, revision=revision)
+    origin = {"hub_or_path": name, "revision": revision}
+    save_model(
+        model, args.out, extra={"origin": origin, "provenance": provenance(config["identity"])}
+    )
+
+
+def cmd_bench_gates(args) -> dict:
+    from polyprune.bench import gates_benchmark
+
+    return gates_benchmark(args.shape, args.batch, args.seq_len, args.repeats, args.sparsity)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="polyprune", description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("params", help="parameter counts (JSON) of a shape, checkpoint or config")
+    s.add_argument("target", help="xlm-roberta-base | checkpoint directory | config file")
+    s.set_defaults(run=cmd_params)
+
+    s = sub.add_parser("train", help="MLM training (base model or a cell), resumable")
+    s.add_argument("--config", required=True)
+    s.add_argument("--section", default="pretraining", choices=["pretraining", "base_training"])
+    s.add_argument("--init", required=True, help="checkpoint directory, or 'scratch'")
+    s.add_argument("--tokenizer", required=True)
+    s.add_argument("--shards", nargs="+", required=True, help="one shard directory per language")
+    s.add_argument("--out", required=True)
+    s.add_argument("--checkpoints", required=True)
+    s.set_defaults(run=cmd_train)
+
+    s = sub.add_parser("importance", help="gradient importance (Eq 4) over held-out shards")
+    s.add_argument("--config", required=True)
+    s.add_argument("--model", required=True)
+    s.add_argument("--tokenizer", required=True)
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--device", default="auto", help="auto: cuda if available, else cpu")
+    s.set_defaults(run=cmd_importance)
+
+    s = sub.add_parser(
+        "convert", help="model.base (hub id or path, at model.revision) as a polyprune model"
+    )
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(run=cmd_convert)
+
+    s = sub.add_parser("bench-gates", help="gated vs ungated step time; pruned vs gated latency")
+    s.add_argument("--shape", default="xlm-roberta-base", help="a known shape or a config file")
+    s.add_argument("--batch", type=int, default=8)
+    s.add_argument("--seq-len", type=int, default=128)
+    s.add_argument("--repeats", type=int, default=10)
+    s.add_argument("--sparsity", type=float, default=0.5)
+    s.set_defaults(run=cmd_bench_gates)
+    return p
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from polyprune.errors import PolypruneError
+
+    try:
+        result = args.run(args)
+    except PolypruneError as e:
+        sys.exit(f"polyprune: {e}")
+    if result is not None:
+        print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The configuration: schema validation, languages, and the grid of cells.
+
+Kept free of torch so that the Snakefile (parsed by every job) stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from polyprune.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DENSE = "dense"
+
+
+@cache
+def _validator():
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validate(config: dict) -> dict:
+    """Check `config` against the schema and the rules the schema cannot state."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(config))
+    if error is not None:
+        if error.validator == "required":
+            missing = re.search(r"'([^']+)' is a required property", error.message)
+            path = [*error.absolute_path, missing[1] if missing else "?"]
+            raise ConfigError(f"config key {_key(path)}: missing")
+        raise ConfigError(f"config key {_key(error.absolute_path)}: {error.message}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict) -> None:
+    known = known_languages(config)
+    chosen = study_languages(config)
+    unknown = [lang for lang in chosen if known is not None and lang not in known]
+    if unknown:
+        raise ConfigError(f"config key languages: unknown language(s) {unknown}")
+    if config["source_language"] not in chosen:
+        raise ConfigError(
+            f"config key source_language: {config['source_language']!r} is not among languages"
+        )
+    scratch = config["model"]["base"] == "scratch"
+    if scratch and "shape" not in config["model"]:
+        raise ConfigError("config key model.shape: missing (needed when model.base is scratch)")
+    if scratch and "base_training" not in config:
+        raise ConfigError("config key base_training: missing (needed when model.base is scratch)")
+    if scratch and config["tokenizer"]["source"] == "pretrained":
+        raise ConfigError("config key tokenizer.source: a scratch model has no tokenizer to reuse")
+    if config["tokenizer"]["source"] == "train" and config["corpus"]["source"] == "cc100":
+        raise ConfigError("config key tokenizer.source: train a tokenizer on local text only")
+    if config["corpus"]["source"] != "synthetic" and not config["corpus"].get("path"):
+        raise ConfigError("config key corpus.path: missing (needed for cc100 and text corpora)")
+    if config["corpus"]["source"] == "synthetic" and "world" not in config:
+        raise ConfigError("config key world: missing (needed for the synthetic corpus)")
+    if scratch and config["model"]["shape"]["max_positions"] < config["data"]["seq_len"] + 2:
+        raise ConfigError("config key model.shape.max_positions: must be at least seq_len + 2")
+    for key in ("base_training", "pretraining"):
+        t = config.get(key)
+        if t and t["batch_size"] % t["micro_batch_size"]:
+            raise ConfigError(f"config key {key}.batch_size: not a multiple of micro_batch_size")
+
+
+def load(path: str | Path) -> dict:
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    return validate(config)
+
+
+# ---- languages --------------------------------------------------------------------------------
+
+
+@cache
+def _language_table(path: str) -> dict[str, dict]:
+    table = Path(path) if Path(path).is_absolute() else ROOT / path
+    with open(table, newline="") as fh:
+        return {row["code"]: row for row in csv.DictReader(fh, delimiter="\t")}
+
+
+def known_languages(config: dict) -> list[str] | None:
+    """The languages the corpus source offers (None: any, e.g. local text without a table)."""
+    corpus = config["corpus"]
+    if corpus["source"] == "synthetic":
+        return list(config.get("world", {}).get("languages", {}))
+    if corpus.get("languages_table"):
+        return list(_language_table(corpus["languages_table"]))
+    return None
+
+
+def study_languages(config: dict) -> list[str]:
+    if config["languages"] == "all":
+        known = known_languages(config)
+        if known is None:
+            raise ConfigError("config key languages: 'all' needs corpus.languages_table")
+        return known
+    return list(config["languages"])
+
+
+def corpus_sizes(config: dict) -> dict[str, float] | None:
+    """Published corpus sizes per language (for sampling and Figure 2), if the config has a
+    language table; otherwise None (sizes are then counted in the shards)."""
+    table = config["corpus"].get("languages_table")
+    if not table:
+        return None
+    column = config["corpus"].get("size_column", "gib")
+    rows = _language_table(table)
+    return {lang: float(rows[lang][column]) for lang in study_languages(config)}
+
+
+def sampling_probs(sizes: dict[str, float], alpha: float) -> dict[str, float]:
+    """XLM-R's language sampling: q_i = n_i / sum n, p_i = q_i^alpha / sum_j q_j^alpha."""
+    total = sum(sizes.values())
+    weights = {lang: (n / total) ** alpha for lang, n in sizes.items()}
+    norm = sum(weights.values())
+    return {lang: w / norm for lang, w in weights.items()}
+
+
+def train_sequences(config: dict, lang: str) -> int | None:
+    """How many training sequences to shard for `lang`: data.max_train_sequences if set, else
+    (with published corpus sizes) what continued pretraining will draw under the sampling, plus
+    10%; None means the whole corpus."""
+    cap = config["data"].get("max_train_sequences")
+    sizes = corpus_sizes(config)
+    if cap or sizes is None:
+        return cap
+    p = sampling_probs(sizes, config["data"]["sampling_alpha"])[lang]
+    t = config["pretraining"]
+    return math.ceil(1.1 * p * t["steps"] * t["batch_size"])
+
+
+# ---- cells ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    algorithm: str
+    setting: str
+    sparsity: float
+
+    @property
+    def name(self) -> str:
+        return cell_name(self.algorithm, self.setting, self.sparsity)
+
+
+def cell_name(algorithm: str, setting: str, sparsity: float) -> str:
+    """`gradient-shared-s50`; sparsities that are not whole percents keep their decimals."""
+    percent = round(sparsity * 100, 6)
+    label = f"{percent:g}".replace(".", "p")
+    return f"{algorithm}-{setting}-s{label}"
+
+
+def parse_cell(name: str) -> Cell | None:
+    """The cell a name stands for; None for the dense baseline."""
+    if name == DENSE:
+        return None
+    m = re.fullmatch(r"([a-z0-9]+)-(shared|nonshared)-s([0-9p]+)", name)
+    if not m:
+        raise ValueError(f"not a cell name: {name!r}")
+    return Cell(m[1], m[2], float(m[3].replace("p", ".")) / 100)
+
+
+def identity(config: dict, settings: dict | None = None) -> dict:
+    """What every result records about the configuration that produced it: run, seed, and the
+    digest of the settings it read (the whole config if not given)."""
+    from polyprune.provenance import config_digest
+
+    digest = config_digest(config if settings is None else settings)
+    return {"run": config["run"], "seed": config["seed"], "config_digest": digest}
+
+
+def step_settings(config: dict, *sections: str) -> dict:
+    """The sections of the config a step reads, with its identity."""
+    chosen = {s: config[s] for s in sections if s in config}
+    return {**chosen, "identity": identity(config, chosen)}
+
+
+def cells(config: dict) -> list[str]:
+    p = config["pruning"]
+    grid = [
+        cell_name(a, s, x) for a in p["algorithms"] for s in p["settings"] for x in p["sparsities"]
+    ]
+    return [DENSE, *grid]

@@ -1,0 +1,250 @@
+"""Corpus sources, tokenizer, packed shards per language, language sampling and MLM batches."""
+
+from __future__ import annotations
+
+import lzma
+import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from polyprune.config import sampling_probs
+from polyprune.errors import DataError
+from polyprune.io import atomic_file, file_digest, read_json, write_json
+
+SPLITS = ("eval", "importance", "train")
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")  # ids 0-3, as XLM-R; <mask> is the last id
+DIGEST_LIMIT = 1 << 30  # shards above 1 GiB are checked by size only on load
+
+
+# ---- corpus sources ---------------------------------------------------------------------------
+
+
+@contextmanager
+def open_text(location: str):
+    """A local path or URL, plain or .xz (CC-100's `<lang>.txt.xz`), as a stream of lines."""
+    remote = location.startswith(("http://", "https://"))
+    with (
+        urllib.request.urlopen(location) if remote else open(location, "rb") as raw,
+        lzma.open(raw) if location.endswith(".xz") else nullcontext(raw) as stream,
+    ):
+        yield (line.decode("utf-8", errors="replace") for line in stream)
+
+
+def copy_lines(lines: Iterable[str], path: Path, max_chars: int | None = None) -> int:
+    """Write lines to `path` atomically, stopping after `max_chars` characters; return chars."""
+    written = 0
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for line in lines:
+            line = line.rstrip("\n")
+            out.write(line + "\n")
+            written += len(line) + 1
+            if max_chars and written >= max_chars:
+                break
+    return written
+
+
+# ---- tokenizer --------------------------------------------------------------------------------
+
+
+def train_tokenizer(corpus_files: list[Path], vocab_size: int, out_dir: Path) -> None:
+    """A SentencePiece-style unigram tokenizer with XLM-R's special tokens and layout."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size - 1, special_tokens=list(SPECIAL_TOKENS), unk_token="<unk>"
+    )
+    tok.train([str(f) for f in corpus_files], trainer)
+    tok.add_special_tokens(["<mask>"])
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", bos), ("</s>", eos)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+    )
+    fast.save_pretrained(str(out_dir))
+
+
+def load_tokenizer(path: str, revision: str | None = None):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, revision=revision)
+    if not tok.is_fast:
+        raise DataError(f"{path}: polyprune needs a fast tokenizer (offsets for QA)")
+    return tok
+
+
+# ---- shards -----------------------------------------------------------------------------------
+
+
+def token_stream(tokenizer, lines: Iterable[str], batch: int = 512) -> Iterator[int]:
+    """Token ids of every paragraph followed by </s>; blank lines (document breaks) are skipped."""
+    eos = tokenizer.eos_token_id
+    chunk: list[str] = []
+
+    def flush():
+        for ids in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
+            yield from ids
+            yield eos
+
+    for line in lines:
+        if line.strip():
+            chunk.append(line.strip())
+        if len(chunk) == batch:
+            yield from flush()
+            chunk = []
+    if chunk:
+        yield from flush()
+
+
+def pack(tokens: Iterable[int], seq_len: int, bos: int, eos: int, limit: int | None) -> np.ndarray:
+    """Contiguous text cut into sequences `<s> ... </s>` of exactly `seq_len` tokens (RoBERTa's
+    full-sentence packing); the last partial sequence is dropped."""
+    body = seq_len - 2
+    rows, row = [], []
+    for t in tokens:
+        row.append(t)
+        if len(row) == body:
+            rows.append([bos, *row, eos])
+            row = []
+            if limit and len(rows) >= limit:
+                break
+    return np.asarray(rows, dtype=np.int32).reshape(-1, seq_len)
+
+
+def write_shards(
+    packed: np.ndarray, out_dir: Path, lang: str, counts: dict[str, int], meta: dict
+) -> dict:
+    """Split packed sequences into eval / importance / train (in that order) and write them."""
+    need = counts["eval"] + counts["importance"] + 1
+    if len(packed) < need:
+        raise DataError(
+            f"{lang}: only {len(packed)} sequences, need at least {need} "
+            f"(eval {counts['eval']} + importance {counts['importance']} + train)"
+        )
+    bounds = [0, counts["eval"], counts["eval"] + counts["importance"], len(packed)]
+    files = {}
+    for split, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:]):
+        path = out_dir / f"{split}.npy"
+        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, packed[lo:hi])
+        files[split] = {"sequences": int(hi - lo), "sha256": file_digest(path)}
+    write_json(
+        out_dir / "meta.json", {"lang": lang, "seq_len": packed.shape[1], **meta, "files": files}
+    )
+    return files
+
+
+def load_shard(shard_dir: str | Path, split: str) -> np.ndarray:
+    """A split of a language's shards, memory-mapped, checked against its meta.json."""
+    shard_dir = Path(shard_dir)
+    meta = read_json(shard_dir / "meta.json", "shard meta")
+    path = shard_dir / f"{split}.npy"
+    expected = meta["files"][split]
+    if path.stat().st_size <= DIGEST_LIMIT and file_digest(path) != expected["sha256"]:
+        raise DataError(f"{path}: content does not match meta.json (corrupted or truncated shard)")
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: unreadable shard ({e})") from e
+    if arr.shape != (expected["sequences"], meta["seq_len"]):
+        raise DataError(f"{path}: shape {arr.shape}, meta.json says {expected['sequences']} rows")
+    return arr
+
+
+# ---- sampling and batches ---------------------------------------------------------------------
+
+
+@dataclass
+class MaskingSpec:
+    mask_id: int
+    vocab_size: int
+    n_special: int  # ids below this are special (<s> <pad> </s> <unk>); <mask> is mask_id
+    probability: float = 0.15
+
+
+def mask_tokens(ids: np.ndarray, spec: MaskingSpec, rng: np.random.Generator):
+    """BERT masking: pick `probability` of the non-special tokens; 80% <mask>, 10% a random
+    token, 10% unchanged. Returns (inputs, labels) with labels -100 where nothing is predicted."""
+    ids = np.asarray(ids, dtype=np.int64)
+    maskable = (ids >= spec.n_special) & (ids != spec.mask_id)
+    chosen = maskable & (rng.random(ids.shape) < spec.probability)
+    # at least one prediction per sequence, so that no row is wasted
+    for row in np.flatnonzero(~chosen.any(axis=1) & maskable.any(axis=1)):
+        chosen[row, rng.choice(np.flatnonzero(maskable[row]))] = True
+    labels = np.where(chosen, ids, -100)
+    roll = rng.random(ids.shape)
+    inputs = ids.copy()
+    inputs[chosen & (roll < 0.8)] = spec.mask_id
+    randomised = chosen & (roll >= 0.8) & (roll < 0.9)
+    inputs[randomised] = rng.integers(spec.n_special, spec.mask_id, size=int(randomised.sum()))
+    return torch.from_numpy(inputs), torch.from_numpy(labels)
+
+
+class ShardSet:
+    """The train (or another) split of every language, with XLM-R's sampling over languages.
+
+    Every micro-batch is one language (as XLM-R). Which language and which sequences is a pure
+    function of (seed, step, micro-step, rank), so a resumed run sees exactly the same data."""
+
+    def __init__(
+        self,
+        shard_dirs: dict[str, Path],
+        split: str,
+        alpha: float,
+        masking: MaskingSpec,
+        sizes: dict[str, float],
+    ):
+        """`sizes`: each language's corpus size, which the sampling probabilities follow."""
+        self.langs = sorted(shard_dirs)
+        self.arrays = {lang: load_shard(shard_dirs[lang], split) for lang in self.langs}
+        empty = [lang for lang, a in self.arrays.items() if len(a) == 0]
+        if empty:
+            raise DataError(f"no {split} sequences for {empty}")
+        probs = sampling_probs({lang: sizes[lang] for lang in self.langs}, alpha)
+        self.probs = np.array([probs[lang] for lang in self.langs])
+        self.masking = masking
+
+    def batch(self, seed: int, step: int, micro: int, rank: int, size: int):
+        rng = np.random.default_rng([seed, step, micro, rank])
+        lang = self.langs[rng.choice(len(self.langs), p=self.probs)]
+        data = self.arrays[lang]
+        rows = rng.integers(0, len(data), size=size)
+        inputs, labels = mask_tokens(data[np.sort(rows)], self.masking, rng)
+        return lang, inputs, labels
+
+
+def fixed_batches(data: np.ndarray, masking: MaskingSpec, size: int, seed: int):
+    """Deterministic masked batches over all of `data` (for evaluation and importance)."""
+    rng = np.random.default_rng(seed)
+    for lo in range(0, len(data), size):
+        yield mask_tokens(data[lo : lo + size], masking, rng)
+
+
+def masking_for(tokenizer, probability: float = 0.15) -> MaskingSpec:
+    return MaskingSpec(
+        mask_id=tokenizer.mask_token_id,
+        vocab_size=len(tokenizer),
+        n_special=len(SPECIAL_TOKENS),
+        probability=probability,
+    )

@@ -1,0 +1,31 @@
+"""Running a Snakemake script: log file, threads, settings, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+
+from polyprune.errors import PolypruneError
+
+
+@contextmanager
+def job(snakemake):
+    """Run the body with the job's log as stdout/stderr and torch on the job's threads; yield
+    the step's settings (the `settings` param). Bad input ends the job with one line on stderr;
+    anything else with its traceback (in the log and on stderr)."""
+    import torch
+
+    torch.set_num_threads(snakemake.threads)
+    settings = json.loads(snakemake.params.get("settings", "{}"))
+    with open(snakemake.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+        try:
+            yield settings
+        except PolypruneError as e:
+            print(f"polyprune: {e}", file=log)
+            print(f"polyprune: {e}", file=sys.__stderr__)
+            sys.exit(1)
+        except Exception:
+            traceback.print_exc(file=log)
+            raise

@@ -1,0 +1,375 @@
+"""An XLM-R encoder with an MLM head, gates (Eqs 1-3) and per-layer sizes.
+
+State-dict compatible with transformers' XLMRobertaForMaskedLM through `to_hf_state_dict` /
+`from_hf_state_dict` (same tensors, our own short names). Every layer takes its own head count and
+FFN width, so a physically pruned model is just a smaller instance of the same class. Gates come
+either from the model's `GateTable` (fixed sets: one shared, or one per language) or from the
+caller (importance scoring, learned gates).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import skip_init
+
+from polyprune.errors import CheckpointError
+from polyprune.gates import Gates, GateTable
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "polyprune-mlm-1"
+
+# Published shapes (the models' config.json on the hub), so that sizes need no download.
+SHAPES = {
+    "xlm-roberta-base": dict(vocab_size=250002, hidden=768, layers=12, heads=12, ffn=3072),
+    "xlm-roberta-large": dict(vocab_size=250002, hidden=1024, layers=24, heads=16, ffn=4096),
+}
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int
+    hidden: int = 768
+    layers: int = 12
+    heads: int | list[int] = 12
+    ffn: int | list[int] = 3072
+    head_dim: int = 64
+    max_positions: int = 514
+    type_vocab: int = 1
+    pad_id: int = 1
+    layer_norm_eps: float = 1e-5
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    emb_rank: int | None = None
+    gate_sets: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if isinstance(self.heads, int):
+            self.heads = [self.heads] * self.layers
+        if isinstance(self.ffn, int):
+            self.ffn = [self.ffn] * self.layers
+        if len(self.heads) != self.layers or len(self.ffn) != self.layers:
+            raise ValueError(f"heads and ffn need one entry per layer ({self.layers})")
+
+    @classmethod
+    def from_shape(cls, name: str, **overrides) -> ModelConfig:
+        if name not in SHAPES:
+            raise KeyError(f"unknown shape {name!r}; known: {sorted(SHAPES)}")
+        shape = SHAPES[name]
+        return cls(**shape, head_dim=shape["hidden"] // shape["heads"], **overrides)
+
+    @classmethod
+    def from_hf(cls, hf) -> ModelConfig:
+        if hf.hidden_act != "gelu":
+            raise ValueError(f"only GELU encoders are supported, got {hf.hidden_act!r}")
+        return cls(
+            vocab_size=hf.vocab_size,
+            hidden=hf.hidden_size,
+            layers=hf.num_hidden_layers,
+            heads=hf.num_attention_heads,
+            ffn=hf.intermediate_size,
+            head_dim=hf.hidden_size // hf.num_attention_heads,
+            max_positions=hf.max_position_embeddings,
+            type_vocab=hf.type_vocab_size,
+            pad_id=hf.pad_token_id,
+            layer_norm_eps=hf.layer_norm_eps,
+            dropout=hf.hidden_dropout_prob,
+            attention_dropout=hf.attention_probs_dropout_prob,
+        )
+
+
+def _over_tokens(gate: torch.Tensor) -> torch.Tensor:
+    """(B, n) gates apply to every token; (B, T, n) gates are per token (importance scoring)."""
+    return gate[:, None, :] if gate.dim() == 2 else gate
+
+
+def _linear(n_in: int, n_out: int, bias: bool = True) -> nn.Linear:
+    # Pruned layers may have zero width, which nn.Linear's own init warns about; the model
+    # initialises every weight itself (_init_weights) anyway.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+        return skip_init(nn.Linear, n_in, n_out, bias=bias)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, n_heads: int):
+        super().__init__()
+        inner = n_heads * cfg.head_dim
+        self.n_heads, self.head_dim = n_heads, cfg.head_dim
+        self.query = _linear(cfg.hidden, inner)
+        self.key = _linear(cfg.hidden, inner)
+        self.value = _linear(cfg.hidden, inner)
+        self.out = _linear(inner, cfg.hidden)
+        self.dropout = cfg.attention_dropout
+
+    def forward(self, x, mask, gate):
+        B, T, _ = x.shape
+
+        def split(t):
+            return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if gate is not None:
+            y = y * _over_tokens(gate).transpose(1, 2)[..., None]
+        return self.out(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg: ModelConfig, n_heads: int, ffn: int):
+        super().__init__()
+        self.attn = Attention(cfg, n_heads)
+        self.attn_norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
+        self.ffn_up = _linear(cfg.hidden, ffn)
+        self.ffn_down = _linear(ffn, cfg.hidden)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, mask, head_gate=None, ffn_gate=None):
+        x = self.attn_norm(x + self.drop(self.attn(x, mask, head_gate)))
+        h = F.gelu(self.ffn_up(x))
+        if ffn_gate is not None:
+            h = h * _over_tokens(ffn_gate)
+        return self.ffn_norm(x + self.drop(self.ffn_down(h)))
+
+
+class Embeddings(nn.Module):
+    """Word + position + token-type embeddings. With `emb_rank`, the word embedding is factorised
+    as E = Ê diag(G_emb) P (Eq 3): `tokens` holds Ê (v x r), `proj` holds P (r x d)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.pad_id = cfg.pad_id
+        self.tokens = nn.Embedding(
+            cfg.vocab_size, cfg.emb_rank or cfg.hidden, padding_idx=cfg.pad_id
+        )
+        self.proj = _linear(cfg.emb_rank, cfg.hidden, bias=False) if cfg.emb_rank else None
+        self.positions = nn.Embedding(cfg.max_positions, cfg.hidden, padding_idx=cfg.pad_id)
+        self.token_types = nn.Embedding(cfg.type_vocab, cfg.hidden)
+        self.norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def word_vectors(self, input_ids, gate=None):
+        e = self.tokens(input_ids)
+        if self.proj is None:
+            return e
+        if gate is not None:
+            e = e * _over_tokens(gate)
+        return self.proj(e)
+
+    def forward(self, input_ids, gate=None):
+        # RoBERTa's positions: count non-padding tokens, starting after the padding index.
+        not_pad = input_ids.ne(self.pad_id).long()
+        positions = torch.cumsum(not_pad, dim=1) * not_pad + self.pad_id
+        x = self.word_vectors(input_ids, gate) + self.positions(positions)
+        x = x + self.token_types.weight[0]
+        return self.drop(self.norm(x))
+
+
+class MLMHead(nn.Module):
+    """dense -> GELU -> LayerNorm -> tied decoder (through the factorised embedding if any)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = _linear(cfg.hidden, cfg.hidden)
+        self.norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, h, embed: Embeddings, emb_gate=None):
+        x = self.norm(F.gelu(self.dense(h)))
+        if embed.proj is not None:
+            x = x @ embed.proj.weight
+            if emb_gate is not None:
+                x = x * emb_gate
+        return x @ embed.tokens.weight.T + self.bias
+
+
+class MaskedLM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = Embeddings(cfg)
+        self.layers = nn.ModuleList(Layer(cfg, h, f) for h, f in zip(cfg.heads, cfg.ffn))
+        self.head = MLMHead(cfg)
+        self.gate_table = (
+            GateTable(cfg.gate_sets, cfg.heads, cfg.ffn, cfg.emb_rank) if cfg.gate_sets else None
+        )
+        self.apply(_init_weights)
+
+    def gates_for(self, gate_set=None) -> Gates | None:
+        """The stored gates of `gate_set` (a name, an index, or a (B,) tensor of indices)."""
+        if self.gate_table is None:
+            if gate_set is not None:
+                raise ValueError("this model has no gate sets")
+            return None
+        if gate_set is None:
+            if len(self.gate_table.names) > 1:
+                raise ValueError(
+                    f"this model has one gate set per language {self.gate_table.names}: "
+                    "pass gate_set"
+                )
+            gate_set = 0
+        if isinstance(gate_set, str):
+            gate_set = self.gate_table.index(gate_set)
+        return self.gate_table.select(gate_set)
+
+    def encode(self, input_ids, attention_mask=None, gate_set=None, gates=None, all_layers=False):
+        """Hidden states of the last layer, or (all_layers) of the embeddings and every layer."""
+        g = gates if gates is not None else self.gates_for(gate_set)
+        mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+        x = self.embed(input_ids, g.emb if g else None)
+        states = [x]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, g.heads[i] if g else None, g.ffn[i] if g else None)
+            states.append(x)
+        return states if all_layers else x
+
+    def forward(self, input_ids, attention_mask=None, labels=None, gate_set=None, gates=None):
+        """MLM logits, or with `labels` (-100 = not masked) the mean cross-entropy over the
+        masked positions, computed on those positions only."""
+        g = gates if gates is not None else self.gates_for(gate_set)
+        h = self.encode(input_ids, attention_mask, gates=g)
+        emb_gate = g.emb if g else None
+        if labels is None:
+            return self.head(h, self.embed, None if emb_gate is None else _over_tokens(emb_gate))
+        selected = labels.ne(-100)
+        if emb_gate is not None and emb_gate.dim() == 3:
+            emb_gate = emb_gate[selected]
+        elif emb_gate is not None and emb_gate.shape[0] > 1:
+            emb_gate = emb_gate[selected.nonzero()[:, 0]]
+        logits = self.head(h[selected], self.embed, emb_gate)
+        # half-precision logits (DeepSpeed fp16) are scored in fp32
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return F.cross_entropy(logits, labels[selected])
+
+
+def _init_weights(module: nn.Module) -> None:
+    # As XLM-R: N(0, 0.02) weights, zero biases, the padding embedding zero.
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+# ---- transformers compatibility -------------------------------------------------------------
+
+_HF_LAYER = {
+    "attn.query": "attention.self.query",
+    "attn.key": "attention.self.key",
+    "attn.value": "attention.self.value",
+    "attn.out": "attention.output.dense",
+    "attn_norm": "attention.output.LayerNorm",
+    "ffn_up": "intermediate.dense",
+    "ffn_down": "output.dense",
+    "ffn_norm": "output.LayerNorm",
+}
+_HF_TOP = {
+    "embed.tokens": "roberta.embeddings.word_embeddings",
+    "embed.positions": "roberta.embeddings.position_embeddings",
+    "embed.token_types": "roberta.embeddings.token_type_embeddings",
+    "embed.norm": "roberta.embeddings.LayerNorm",
+    "head.dense": "lm_head.dense",
+    "head.norm": "lm_head.layer_norm",
+}
+
+
+def hf_key(key: str) -> str:
+    """Our state-dict key -> XLMRobertaForMaskedLM's."""
+    if key == "head.bias":
+        return "lm_head.bias"
+    module, param = key.rsplit(".", 1)
+    layer = re.fullmatch(r"layers\.(\d+)\.(.+)", module)
+    if layer:
+        return f"roberta.encoder.layer.{layer[1]}.{_HF_LAYER[layer[2]]}.{param}"
+    if module not in _HF_TOP:
+        raise KeyError(f"{key!r} has no transformers counterpart")
+    return f"{_HF_TOP[module]}.{param}"
+
+
+def to_hf_state_dict(model: MaskedLM) -> dict[str, torch.Tensor]:
+    if model.cfg.emb_rank or model.gate_table is not None:
+        raise ValueError("only an unfactorised, ungated model maps onto XLMRobertaForMaskedLM")
+    sd = {hf_key(k): v for k, v in model.state_dict().items()}
+    sd["lm_head.decoder.weight"] = sd["roberta.embeddings.word_embeddings.weight"]
+    sd["lm_head.decoder.bias"] = sd["lm_head.bias"]
+    return sd
+
+
+def from_hf_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> MaskedLM:
+    model = MaskedLM(cfg)
+    ours = {k: sd[hf_key(k)] for k in model.state_dict() if not k.startswith("gate_table.")}
+    missing = model.load_state_dict(ours, strict=False).missing_keys
+    if any(not k.startswith("gate_table.") for k in missing):
+        raise KeyError(f"checkpoint lacks {missing}")
+    return model
+
+
+def load_hf(name_or_path: str, revision: str | None = None) -> MaskedLM:
+    """A public XLM-R checkpoint (hub id or local directory) as a polyprune model."""
+    from transformers import AutoModelForMaskedLM
+
+    hf = AutoModelForMaskedLM.from_pretrained(name_or_path, revision=revision)
+    return from_hf_state_dict(hf.state_dict(), ModelConfig.from_hf(hf.config))
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+
+
+def save_model(model: MaskedLM, directory: str | Path, extra: dict | None = None) -> None:
+    """config.json + model.safetensors, written into a temporary sibling and renamed."""
+    from safetensors.torch import save_file
+
+    from polyprune.io import atomic_dir
+
+    with atomic_dir(directory) as tmp:
+        meta = {"format": FORMAT, "config": asdict(model.cfg), **(extra or {})}
+        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+
+
+def load_model(directory: str | Path) -> MaskedLM:
+    """Any polyprune checkpoint (dense, gated, or physically pruned) in one call."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    meta = read_checkpoint_meta(directory)
+    cfg = ModelConfig(**meta["config"])
+    model = MaskedLM(cfg)
+    try:
+        tensors = load_file(str(directory / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE}: unreadable or truncated ({e})") from e
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE}: does not match its config ({e})") from e
+    return model
+
+
+def read_checkpoint_meta(directory: str | Path) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not a polyprune checkpoint ({e})") from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta

@@ -1,0 +1,229 @@
+"""The study's steps, each from files to files: what the Snakemake scripts and the CLI call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from polyprune import data
+from polyprune.config import parse_cell
+from polyprune.gates import component_weights
+from polyprune.importance import (
+    factorize_embeddings,
+    gradient_importance,
+    load_scores,
+    normalize,
+    save_scores,
+)
+from polyprune.io import read_json, write_json
+from polyprune.model import MaskedLM, ModelConfig, load_model, save_model
+from polyprune.provenance import provenance
+from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
+from polyprune.train import TrainSettings, gate_index, mlm_loss, train_mlm
+
+
+def shard_language(
+    tokenizer_dir,
+    location: str,
+    out_dir,
+    lang: str,
+    data_cfg: dict,
+    size: float | None,
+    max_train: int | None,
+    identity: dict,
+) -> None:
+    """Tokenize and pack one language's corpus into eval / importance / train shards."""
+    tok = data.load_tokenizer(str(tokenizer_dir))
+    counts = {"eval": data_cfg["eval_sequences"], "importance": data_cfg["importance_sequences"]}
+    limit = None if max_train is None else counts["eval"] + counts["importance"] + max_train
+    with data.open_text(location) as lines:
+        stream = data.token_stream(tok, lines)
+        packed = data.pack(stream, data_cfg["seq_len"], tok.bos_token_id, tok.eos_token_id, limit)
+    tokens = int(packed.size)
+    meta = {
+        "size": size if size is not None else tokens,
+        "size_unit": "table" if size is not None else "tokens",
+        "source": location,
+        "provenance": provenance(identity, [tokenizer_dir]),
+    }
+    data.write_shards(packed, Path(out_dir), lang, counts, meta)
+
+
+def shard_size(shard_dir) -> float:
+    return float(read_json(Path(shard_dir) / "meta.json", "shard meta")["size"])
+
+
+def open_shards(shard_dirs: list, split: str, tokenizer_dir, data_cfg: dict) -> data.ShardSet:
+    dirs = {Path(d).name: Path(d) for d in shard_dirs}
+    tok = data.load_tokenizer(str(tokenizer_dir))
+    masking = data.masking_for(tok, data_cfg["mlm_probability"])
+    sizes = {lang: shard_size(d) for lang, d in dirs.items()}
+    return data.ShardSet(dirs, split, data_cfg["sampling_alpha"], masking, sizes)
+
+
+def scratch_model(shape: dict, tokenizer_dir) -> MaskedLM:
+    tok = data.load_tokenizer(str(tokenizer_dir))
+    heads = shape["heads"]
+    cfg = ModelConfig(
+        vocab_size=len(tok),
+        hidden=shape["hidden"],
+        layers=shape["layers"],
+        heads=heads,
+        ffn=shape["ffn"],
+        head_dim=shape["hidden"] // heads,
+        max_positions=shape["max_positions"],
+        pad_id=tok.pad_token_id,
+        dropout=shape.get("dropout", 0.1),
+        attention_dropout=shape.get("dropout", 0.1),
+    )
+    return MaskedLM(cfg)
+
+
+def train_model(
+    init,
+    tokenizer_dir,
+    shard_dirs: list,
+    out_dir,
+    checkpoint_dir,
+    training: dict,
+    data_cfg: dict,
+    identity: dict,
+    shape: dict | None = None,
+    log=print,
+) -> None:
+    """MLM training of `init` (a checkpoint, or a scratch model of `shape`), resumable."""
+    model = scratch_model(shape, tokenizer_dir) if init is None else load_model(init)
+    settings = TrainSettings(**{**training, "seed": identity["seed"]})
+    shards = open_shards(shard_dirs, "train", tokenizer_dir, data_cfg)
+    log(f"languages and sampling probabilities: {dict(zip(shards.langs, shards.probs.round(4)))}")
+    records = train_mlm(model, shards, settings, Path(checkpoint_dir), log=log)
+    inputs = [tokenizer_dir] + ([init] if init else [])
+    if int(torch.distributed.get_rank() if torch.distributed.is_initialized() else 0) == 0:
+        save_model(
+            model.cpu().float(),
+            out_dir,
+            extra={
+                "training": training,
+                "log": records,
+                "provenance": provenance(identity, inputs),
+            },
+        )
+
+
+def score_importance(
+    model_dir,
+    tokenizer_dir,
+    shard_dirs: list,
+    out_path,
+    options: dict,
+    data_cfg: dict,
+    identity: dict,
+    device: str = "cpu",
+) -> None:
+    """Eq 4 over the importance split of the given languages (one, or all of them)."""
+    model = factorize_embeddings(load_model(model_dir)).to(device)
+    tok = data.load_tokenizer(str(tokenizer_dir))
+    masking = data.masking_for(tok, data_cfg["mlm_probability"])
+
+    def batches():
+        for d in shard_dirs:
+            split = data.load_shard(d, "importance")
+            yield from data.fixed_batches(split, masking, options["batch_size"], identity["seed"])
+
+    scores, n = gradient_importance(model, batches(), options["granularity"])
+    meta = {
+        "languages": [Path(d).name for d in shard_dirs],
+        "batches": n,
+        "granularity": options["granularity"],
+        "normalized": "none",
+        "note": "raw Eq 4 scores; layer normalisation, if any, is applied when pruning",
+        "provenance": provenance(identity, [model_dir]),
+    }
+    save_scores(out_path, scores, meta)
+
+
+def make_cell(base_dir, cell: str, score_paths: dict, pruning: dict, importance: dict, identity):
+    """The gated model of a cell, before continued pretraining, and a summary of its gates.
+
+    `score_paths` maps gate-set names to importance files: {"shared": all.safetensors} or one
+    entry per language."""
+    spec = parse_cell(cell)
+    base = load_model(base_dir)
+    if pruning["scope"] == "all":
+        base = factorize_embeddings(base)
+    unit = component_weights(base.cfg.head_dim, pruning["component_weights"])
+    gate_sets, summary = {}, {}
+    for name, path in score_paths.items():
+        scores, meta = load_scores(path)
+        if base.cfg.emb_rank is None:
+            scores.emb = None
+        gates = select_components(
+            normalize(scores, importance["normalize"]),
+            unit,
+            spec.sparsity,
+            pruning["scope"],
+            pruning["rank_by"],
+        )
+        gate_sets[name] = gates
+        summary[name] = {
+            "target_sparsity": spec.sparsity,
+            "encoder_sparsity": achieved_sparsity(gates, unit, "encoder"),
+            "heads_kept": [int(t.count_nonzero()) for t in gates.heads],
+            "ffn_kept": [int(t.count_nonzero()) for t in gates.ffn],
+            "emb_ranks_kept": None if gates.emb is None else int(gates.emb.count_nonzero()),
+            "scores": meta["languages"],
+        }
+    model = gated_model(base, gate_sets)
+    info = {
+        "cell": cell,
+        "algorithm": spec.algorithm,
+        "setting": spec.setting,
+        "normalize": importance["normalize"],
+        "rank_by": pruning["rank_by"],
+        "scope": pruning["scope"],
+        "component_weights": unit,
+        "gate_sets": summary,
+        "provenance": provenance(identity, [base_dir, *score_paths.values()]),
+    }
+    return model, info
+
+
+def export_cell(model_dir, out_dir, identity: dict) -> dict:
+    """The final checkpoint: physically smaller for a shared gate set, else as trained."""
+    model = load_model(model_dir)
+    shared = model.gate_table is not None and len(model.gate_table.names) == 1
+    final = physically_prune(model) if shared else model
+    info = {"physically_pruned": shared, "provenance": provenance(identity, [model_dir])}
+    save_model(final, out_dir, extra=info)
+    return info
+
+
+def evaluate_mlm(
+    before_dir,
+    after_dir,
+    tokenizer_dir,
+    shard_dirs: list,
+    data_cfg: dict,
+    identity: dict,
+    batch_size: int = 32,
+) -> dict:
+    """MLM loss per language before and after continued pretraining, each language with its
+    own gate set in the non-shared setting."""
+    tok = data.load_tokenizer(str(tokenizer_dir))
+    masking = data.masking_for(tok, data_cfg["mlm_probability"])
+    models = {"before": load_model(before_dir), "after": load_model(after_dir)}
+    losses = {}
+    for d in shard_dirs:
+        lang = Path(d).name
+        split = data.load_shard(d, "eval")
+        losses[lang] = {
+            stage: mlm_loss(m, split, masking, batch_size, identity["seed"], gate_index(m, lang))
+            for stage, m in models.items()
+        }
+    return {"loss": losses, "provenance": provenance(identity, [before_dir, after_dir])}
+
+
+def write_cell(model, info, out_dir, info_path) -> None:
+    save_model(model, out_dir, extra={"cell": info["cell"]})
+    write_json(info_path, info)

@@ -1,0 +1,125 @@
+"""From importance scores to the gates of a cell, and from a gated model to a smaller one."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+
+from polyprune.gates import Gates, kept_weight
+from polyprune.model import MaskedLM
+
+SCOPES = {"encoder": ("heads", "ffn"), "all": ("heads", "ffn", "emb")}
+RANKINGS = ("score", "score_per_weight")
+
+
+def select_components(
+    scores: Gates,
+    unit: dict[str, float],
+    sparsity: float,
+    scope: str = "encoder",
+    rank_by: str = "score",
+) -> Gates:
+    """Binary gates keeping the highest-scoring components of `scope` until the kept weight
+    (Appendix B units) reaches (1 - sparsity) of the total, ranked globally across layers and
+    kinds. Components outside `scope` stay on. The budget is rounded to the weights' common
+    granularity, so with FFN units (weight 2) in scope the target is met exactly."""
+    if not 0 < sparsity < 1:
+        raise ValueError(f"sparsity must lie in (0, 1), got {sparsity}")
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by must be one of {RANKINGS}, got {rank_by!r}")
+    kinds = SCOPES[scope]
+    items = []  # (key, weight, kind, layer, index)
+    for kind in kinds:
+        for layer, tensor in _by_layer(scores, kind):
+            for index, score in enumerate(tensor.tolist()):
+                key = score / unit[kind] if rank_by == "score_per_weight" else score
+                items.append((key, unit[kind], kind, layer, index))
+    total = sum(w for _, w, *_ in items)
+    step = math.gcd(*(int(unit[k]) for k in kinds))
+    budget = round((1 - sparsity) * total / step) * step
+    gates = Gates(
+        heads=[torch.ones_like(t) for t in scores.heads],
+        ffn=[torch.ones_like(t) for t in scores.ffn],
+        emb=None if scores.emb is None else torch.ones_like(scores.emb),
+    )
+    for kind in kinds:
+        for _, t in _by_layer(gates, kind):
+            t.zero_()
+    kept = 0
+    for _key, weight, kind, layer, index in sorted(items, key=lambda it: (-it[0], *it[2:])):
+        if kept + weight <= budget:
+            _tensor(gates, kind, layer)[index] = 1.0
+            kept += weight
+    return gates
+
+
+def _by_layer(g: Gates, kind: str):
+    if kind == "emb":
+        return [] if g.emb is None else [(0, g.emb)]
+    return list(enumerate(getattr(g, kind)))
+
+
+def _tensor(g: Gates, kind: str, layer: int) -> torch.Tensor:
+    return g.emb if kind == "emb" else getattr(g, kind)[layer]
+
+
+def gated_model(base: MaskedLM, gate_sets: dict[str, Gates]) -> MaskedLM:
+    """`base`'s weights with a gate table holding one row per named gate set."""
+    names = list(gate_sets)
+    model = MaskedLM(replace(base.cfg, gate_sets=names))
+    model.load_state_dict(base.state_dict(), strict=False)
+    for row, name in enumerate(names):
+        model.gate_table.set_row(row, gate_sets[name])
+    return model
+
+
+def physically_prune(model: MaskedLM) -> MaskedLM:
+    """A smaller model with the same outputs as the (single gate set) gated `model`: gate values
+    are folded into the output projections (Wo columns, W2 columns, P rows) and components with
+    gate 0 are removed."""
+    if model.gate_table is None or len(model.gate_table.names) != 1:
+        raise ValueError("only a model with exactly one (shared) gate set can be pruned physically")
+    g = model.gates_for(0)
+    cfg, dh = model.cfg, model.cfg.head_dim
+    heads = [g.heads[i][0].nonzero().flatten() for i in range(cfg.layers)]
+    units = [g.ffn[i][0].nonzero().flatten() for i in range(cfg.layers)]
+    ranks = None if g.emb is None else g.emb[0].nonzero().flatten()
+    small = MaskedLM(
+        replace(
+            cfg,
+            heads=[len(h) for h in heads],
+            ffn=[len(u) for u in units],
+            emb_rank=None if ranks is None else len(ranks),
+            gate_sets=[],
+        )
+    )
+    state = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("gate_table")}
+    for i in range(cfg.layers):
+        rows = (heads[i][:, None] * dh + torch.arange(dh)).flatten()
+        head_scale = g.heads[i][0][heads[i]].repeat_interleave(dh)
+        p = f"layers.{i}."
+        for name in ("query", "key", "value"):
+            state[p + f"attn.{name}.weight"] = state[p + f"attn.{name}.weight"][rows]
+            state[p + f"attn.{name}.bias"] = state[p + f"attn.{name}.bias"][rows]
+        state[p + "attn.out.weight"] = state[p + "attn.out.weight"][:, rows] * head_scale
+        state[p + "ffn_up.weight"] = state[p + "ffn_up.weight"][units[i]]
+        state[p + "ffn_up.bias"] = state[p + "ffn_up.bias"][units[i]]
+        ffn_scale = g.ffn[i][0][units[i]]
+        state[p + "ffn_down.weight"] = state[p + "ffn_down.weight"][:, units[i]] * ffn_scale
+    if ranks is not None:
+        state["embed.tokens.weight"] = state["embed.tokens.weight"][:, ranks]
+        state["embed.proj.weight"] = state["embed.proj.weight"][:, ranks] * g.emb[0][ranks]
+    small.load_state_dict(state)
+    return small
+
+
+def achieved_sparsity(gates: Gates, unit: dict[str, float], scope: str = "encoder") -> float:
+    full = Gates(
+        heads=[torch.ones_like(t) for t in gates.heads],
+        ffn=[torch.ones_like(t) for t in gates.ffn],
+        emb=None if gates.emb is None else torch.ones_like(gates.emb),
+    )
+    kinds = SCOPES[scope]
+    return 1 - kept_weight(gates, unit, kinds) / kept_weight(full, unit, kinds)

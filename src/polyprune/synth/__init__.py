@@ -1,0 +1,9 @@
+"""The synthetic multilingual world of the demo: languages, meanings, corpus, the nine tasks.
+
+See docs/demo-world.md for its design and the `world:` config block.
+"""
+
+from .tasks import LABELS, TASK_TYPES
+from .world import World
+
+__all__ = ["LABELS", "TASK_TYPES", "World"]

@@ -1,0 +1,156 @@
+"""The demo world: its languages, its corpus in CC-100's layout, and its nine tasks."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from .language import FAMILIES, Language, build_languages
+from .meaning import Sampler, Sentence, draw_entities
+from .realise import Realiser, Style, random_style, render
+from .seeds import derive_rng
+from .tasks import BUILDERS, PAIRED_WITH_SOURCE, SPLITS
+
+PRIVATE_USE_CODE = re.compile(r"q[a-t][a-z]")  # ISO 639-2 qaa-qtz
+
+
+class World:
+    def __init__(
+        self, seed: int, source: str, languages: dict, tasks: dict, bilingual_share: float = 0.0
+    ):
+        self.seed = seed
+        self.source = source
+        self._bilingual_share = bilingual_share
+        self._languages = build_languages(languages, source, seed)
+        self._corpus_sentences = {code: spec["corpus_sentences"] for code, spec in languages.items()}  # fmt: skip
+        self._sizes = tasks
+        self.entities = draw_entities(seed)
+        self._realisers = {code: Realiser(lang, self.entities) for code, lang in self._languages.items()}  # fmt: skip
+        self._meanings: dict[tuple[str, str], list] = {}
+
+    @classmethod
+    def from_config(cls, world_cfg: dict) -> World:
+        """The world of the config's `world:` block (see docs/demo-world.md)."""
+        languages = world_cfg["languages"]
+        for code, spec in languages.items():
+            if not PRIVATE_USE_CODE.fullmatch(code):
+                raise ValueError(f"world language {code!r}: use a private-use code, qaa to qtz")
+            if spec.get("family") not in FAMILIES:
+                raise ValueError(f"world language {code}: family must be one of {list(FAMILIES)}")
+        if world_cfg["source"] not in languages:
+            raise ValueError(f"world source {world_cfg['source']!r} is not among its languages")
+        tasks = world_cfg.get("tasks", {})
+        for task, sizes in tasks.items():
+            if task not in SPLITS or not set(sizes) <= set(SPLITS[task]):
+                raise ValueError(f"world task {task}: splits must be among {SPLITS.get(task)}")
+        return cls(
+            int(world_cfg["seed"]),
+            world_cfg["source"],
+            languages,
+            tasks,
+            float(world_cfg.get("bilingual_share", 0.0)),
+        )
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self._languages)
+
+    def family(self, code: str) -> str:
+        return self._languages[code].family
+
+    def name(self, code: str) -> str:
+        return self._languages[code].name
+
+    def language(self, code: str) -> Language:
+        return self._languages[code]
+
+    # -- corpus ----------------------------------------------------------------------------
+
+    def corpus_lines(self, lang: str) -> Iterator[str]:
+        """The language's corpus as CC-100 lays it out: one paragraph a line, a blank line
+        between documents; `corpus_sentences` sentences in all."""
+        rng = self.rng("corpus", lang)
+        sampler = Sampler(self.entities, rng)
+        left = self._corpus_sentences[lang]
+        while left > 0:
+            bilingual = lang != self.source and rng.random() < self._bilingual_share
+            paragraphs = self._document(rng, sampler, lang, bilingual)
+            for paragraph in paragraphs:
+                paragraph = paragraph[:left]
+                left -= len(paragraph)
+                if paragraph:
+                    yield " ".join(paragraph)
+            if left > 0:
+                yield ""
+
+    def _document(self, rng, sampler: Sampler, lang: str, bilingual: bool) -> list[list[str]]:
+        """A document as paragraphs of sentences: related sentences, some joined in pairs, now
+        and then a question; a bilingual document follows each sentence by its translation
+        into the source language, as bilingual web pages do."""
+        topic, clauses = sampler.document(rng.randint(2, 8), modifiers=0.35)
+        sentences = []
+        while clauses:
+            take = 2 if len(clauses) > 1 and rng.random() < 0.2 else 1
+            links = (rng.choice(("AND", "BUT", "BECAUSE")),) * (take - 1)
+            sentence = Sentence(tuple(clauses[:take]), links)
+            sentences.append(self._say(rng, lang, sentence, bilingual))
+            if rng.random() < 0.05:
+                clause = replace(clauses[0], agent=topic)
+                role = rng.choice([r for r in ("agent", "patient") if getattr(clause, r)])
+                style = Style(synonym_key=rng.getrandbits(32))
+                sentences.append([render(self._realisers[lang].question(clause, role, style))[0]])
+            clauses = clauses[take:]
+        paragraphs = []
+        while sentences:
+            size = rng.randint(1, 3)
+            paragraphs.append([text for pair in sentences[:size] for text in pair])
+            sentences = sentences[size:]
+        return paragraphs
+
+    def _say(self, rng, lang: str, sentence: Sentence, bilingual: bool) -> list[str]:
+        langs = (lang, self.source) if bilingual else (lang,)
+        return [
+            render(self._realisers[code].sentence(sentence, random_style(rng, sentence)))[0]
+            for code in langs
+        ]
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def task_languages(self, task: str, split: str) -> list[str]:
+        """Languages with data for (task, split); [] where the task has no such split."""
+        if task not in SPLITS:
+            raise ValueError(f"unknown task {task!r}; the world has {list(SPLITS)}")
+        if split not in SPLITS[task] or not self.size(task, split):
+            return []
+        if task in PAIRED_WITH_SOURCE:
+            return [code for code in self._languages if code != self.source]
+        return self.languages
+
+    def task_records(self, task: str, split: str, lang: str) -> list[dict]:
+        """Records of (task, split, lang) in the normalised schema of docs/tasks.md."""
+        if lang not in self.task_languages(task, split):
+            raise ValueError(f"the world has no {task} {split} data in {lang!r}")
+        return BUILDERS[task](self, task, split, lang)
+
+    # -- shared by the task builders -------------------------------------------------------
+
+    def size(self, task: str, split: str) -> int:
+        return int(self._sizes.get(task, {}).get(split, 0))
+
+    def rng(self, *names: object) -> random.Random:
+        return derive_rng(self.seed, *names)
+
+    def sampler(self, *names: object) -> Sampler:
+        return Sampler(self.entities, self.rng(*names, "meanings"))
+
+    def realiser(self, lang: str) -> Realiser:
+        return self._realisers[lang]
+
+    def parallel_meanings(self, task: str, split: str, make: Callable) -> list:
+        """The meanings of (task, split) shared by all its languages (drawn once, cached)."""
+        key = (task, split)
+        if key not in self._meanings:
+            self._meanings[key] = make(self.sampler(task, split), self.size(task, split))
+        return self._meanings[key]

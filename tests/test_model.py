@@ -1,0 +1,100 @@
+import pytest
+import torch
+from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+from polyprune.gates import Gates
+from polyprune.model import (
+    CheckpointError,
+    MaskedLM,
+    ModelConfig,
+    from_hf_state_dict,
+    load_model,
+    save_model,
+    to_hf_state_dict,
+)
+
+TINY_HF = dict(
+    vocab_size=97,
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=48,
+    max_position_embeddings=40,
+    type_vocab_size=1,
+    layer_norm_eps=1e-5,
+)
+
+
+def tiny_batch(vocab=97, pad=1):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, vocab, (3, 12), generator=g)
+    ids[:, 0] = 0
+    ids[1, 8:] = pad  # padded rows exercise the attention mask and RoBERTa positions
+    ids[2, 5:] = pad
+    return ids, ids.ne(pad).long()
+
+
+def test_logits_equal_transformers():
+    torch.manual_seed(0)
+    hf = XLMRobertaForMaskedLM(XLMRobertaConfig(**TINY_HF)).eval()
+    ours = from_hf_state_dict(hf.state_dict(), ModelConfig.from_hf(hf.config)).eval()
+    ids, mask = tiny_batch()
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask).logits
+        got = ours(ids, mask)
+    keep = mask.bool()
+    assert (got[keep] - expected[keep]).abs().max().item() <= 1e-5
+
+
+def test_state_dict_round_trips_into_transformers():
+    torch.manual_seed(1)
+    ours = MaskedLM(ModelConfig.from_hf(XLMRobertaConfig(**TINY_HF))).eval()
+    hf = XLMRobertaForMaskedLM(XLMRobertaConfig(**TINY_HF)).eval()
+    hf.load_state_dict(to_hf_state_dict(ours), strict=True)
+    ids, mask = tiny_batch()
+    with torch.no_grad():
+        diff = hf(input_ids=ids, attention_mask=mask).logits - ours(ids, mask)
+    assert diff[mask.bool()].abs().max().item() <= 1e-5
+
+
+def test_mlm_loss_matches_full_logits():
+    torch.manual_seed(2)
+    model = MaskedLM(ModelConfig(vocab_size=50, hidden=16, layers=2, heads=2, ffn=24, head_dim=8))
+    model.eval()
+    ids, mask = tiny_batch(vocab=50)
+    labels = torch.full_like(ids, -100)
+    labels[0, 3], labels[1, 2], labels[2, 4] = 7, 9, 11
+    logits = model(ids, mask)
+    expected = torch.nn.functional.cross_entropy(logits.view(-1, 50), labels.view(-1))
+    assert torch.allclose(model(ids, mask, labels=labels), expected, atol=1e-6)
+
+
+def test_all_one_gates_change_nothing_and_zero_gates_do():
+    torch.manual_seed(3)
+    cfg = ModelConfig(vocab_size=50, hidden=16, layers=2, heads=2, ffn=24, head_dim=8, emb_rank=16)
+    model = MaskedLM(cfg).eval()
+    ids, mask = tiny_batch(vocab=50)
+    ones = Gates.ones(cfg.heads, cfg.ffn, cfg.emb_rank)
+    assert torch.equal(model(ids, mask), model(ids, mask, gates=ones))
+    ones.ffn[0][0, :5] = 0
+    assert not torch.allclose(model(ids, mask), model(ids, mask, gates=ones))
+
+
+def test_checkpoint_round_trip_and_truncation(tmp_path):
+    cfg = ModelConfig(vocab_size=50, hidden=16, layers=2, heads=[2, 1], ffn=[24, 0], head_dim=8)
+    model = MaskedLM(cfg).eval()
+    save_model(model, tmp_path / "ckpt")
+    again = load_model(tmp_path / "ckpt").eval()
+    ids, mask = tiny_batch(vocab=50)
+    assert torch.equal(model(ids, mask), again(ids, mask))
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
+        load_model(tmp_path / "ckpt")
+
+
+def test_our_parameter_count_matches_transformers():
+    hf_cfg = XLMRobertaConfig(**TINY_HF)
+    ours = MaskedLM(ModelConfig.from_hf(hf_cfg))
+    hf = XLMRobertaForMaskedLM(hf_cfg)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in hf.parameters())

@@ -1,0 +1,207 @@
+"""The cluster path: the profiles, and Snakemake through a real local Slurm (slurm_cluster.py).
+
+The Slurm tests run toy workflows whose rules carry the real rule names, so that the shipped
+profile (slurm/config.v8+.yaml, adapted by `slurm_cluster.write_profile`) gives them the real
+resources: CPU defaults, a GPU rule, the exclusive benchmark, the multi-node pretraining form.
+"""
+
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from slurm_cluster import REPO, finish, write_profile
+
+CPU_RULES = ["corpus", "tokenizer", "shard", "prune", "export", "prepare_task", "select"]
+CPU_RULES += ["table", "figure", "report", "bench_params", "base_model"]
+GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval", "bench_throughput"]
+
+# The multi-node launcher of docs/cluster.md, run by `{resources.mpi}` once per node:
+# usage: launch.sh NPROC_PER_NODE PROGRAM ARGS... (NPROC_PER_NODE "gpu": all GPUs of the node)
+LAUNCHER = """\
+#!/bin/bash
+set -euo pipefail
+nproc=$1; shift
+head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)
+exec torchrun --nnodes="$SLURM_NTASKS" --nproc_per_node="$nproc" \\
+  --rdzv_backend=c10d --rdzv_id="$SLURM_JOB_ID" \\
+  --rdzv_endpoint="$head:$((20000 + SLURM_JOB_ID % 20000))" "$@"
+"""
+
+WORKER = """\
+import sys
+
+import torch
+import torch.distributed as dist
+
+dist.init_process_group("gloo")
+total = torch.tensor([dist.get_rank() + 1.0])
+dist.all_reduce(total)
+if dist.get_rank() == 0:
+    open(sys.argv[1], "w").write(f"{dist.get_world_size()} {int(total.item())}\\n")
+dist.destroy_process_group()
+"""
+
+
+def snakefile(path: Path, rules: str) -> Path:
+    (path / "Snakefile").write_text(textwrap.dedent(rules))
+    return path
+
+
+def job_states(cluster) -> list[str]:
+    out = cluster.run("squeue", "--states=all", "--noheader", "--format=%T").stdout
+    return out.split()
+
+
+def dry_run_resources(profile: str, tmp_path: Path) -> dict[str, dict[str, str]]:
+    """Resources per rule that `profile` gives a workflow with every rule name of polyprune."""
+    rules = CPU_RULES + GPU_RULES + ["pretrain"]
+    snakefile(
+        tmp_path,
+        f"""
+        rule all:
+            input: {[f"{r}.out" for r in rules]!r}
+        for name in {rules!r}:
+            rule:
+                name: name
+                output: f"{{name}}.out"
+                shell: "touch {{output}}"
+        """,
+    )
+    (tmp_path / "config.yaml").write_text("{}\n")
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--profile", str(REPO / profile)]
+    cmd += ["--configfile", "config.yaml"]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    blocks = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.MULTILINE)
+    return {rule: dict(kv.split("=", 1) for kv in line.split(", ")) for rule, line in blocks}
+
+
+def test_slurm_profile_resources(tmp_path):
+    res = dry_run_resources("slurm", tmp_path)
+    for rule in CPU_RULES:
+        assert res[rule]["slurm_partition"] == "cpu", rule
+        assert "gpu" not in res[rule], rule
+    assert res["table"]["mem_mb"] == "4000"  # "4000 * attempt" on the first attempt
+    for rule in GPU_RULES:
+        assert (res[rule]["slurm_partition"], res[rule]["gpu"]) == ("gpu", "1"), rule
+        assert res[rule]["cpus_per_gpu"] == "8", rule
+    assert res["finetune"]["runtime"] == "720"  # min(max_runtime, 720 * attempt)
+    pretrain = res["pretrain"]
+    assert (pretrain["nodes"], pretrain["tasks"], pretrain["gres"]) == ("4", "4", "gpu:8")
+    assert pretrain["mpi"].startswith("srun --ntasks-per-node=1")
+
+
+def test_local_profile_serialises_gpu_rules(tmp_path):
+    res = dry_run_resources("local", tmp_path)
+    assert all(res[rule].get("gpu") == "1" for rule in [*GPU_RULES, "pretrain", "base_model"])
+    assert not any("gpu" in res[rule] for rule in CPU_RULES if rule != "base_model")
+
+
+def test_conda_envs_follow_constraints():
+    pins = dict(
+        line.split("==")
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    for env_file in sorted((REPO / "envs").glob("*.yaml")):
+        env = yaml.safe_load(env_file.read_text())
+        assert "python=3.11" in env["dependencies"], env_file.name
+        pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
+        for name, version in (req.split("==") for req in pip if "==" in req):
+            assert version.split("+")[0] == pins.get(name, version), (env_file.name, name)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_workflow_runs_through_slurm(slurm, tmp_path):
+    snakefile(
+        tmp_path,
+        """
+        localrules: all
+        rule all:
+            input: "importance.txt", "bench_throughput.txt"
+        rule corpus:
+            output: "corpus.txt"
+            shell: "echo corpus > {output}"
+        rule shard:
+            input: "corpus.txt"
+            output: "shards/{lang}.txt"
+            shell: "echo {wildcards.lang} > {output}"
+        rule importance:
+            input: expand("shards/{lang}.txt", lang=["aa", "bb"])
+            output: "importance.txt"
+            shell: "env | grep ^SLURM_ | sort > {output}"
+        rule bench_throughput:
+            input: "corpus.txt"
+            output: "bench_throughput.txt"
+            shell: "env | grep ^SLURM_ | sort > {output}"
+        """,
+    )
+    finish(slurm.snakemake(tmp_path, write_profile(slurm, tmp_path / "profile")))
+
+    assert (tmp_path / "shards" / "bb.txt").read_text() == "bb\n"
+    gpu_env = (tmp_path / "importance.txt").read_text()
+    assert f"SLURM_JOB_PARTITION={slurm.partition}" in gpu_env
+    assert "SLURM_GPUS_ON_NODE=1" in gpu_env  # the profile's `gpu: 1` reached the job step
+    assert "SLURM_GPUS_ON_NODE=1" in (tmp_path / "bench_throughput.txt").read_text()
+    # Job states came from squeue: this cluster has no accounting for sacct to read.
+    assert slurm.run("sacct", check=False).returncode != 0
+    assert set(job_states(slurm)) == {"COMPLETED"}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_cancelled_job_is_resubmitted_with_more_memory(slurm, tmp_path):
+    # The first attempt waits to be cancelled; the resubmitted one records its resources.
+    snakefile(
+        tmp_path,
+        """
+        rule report:
+            output: "report.txt"
+            shell:
+                "echo $SLURM_JOB_ID >> attempts.txt; "
+                "if [ $(wc -l < attempts.txt) -eq 1 ]; then sleep 600; fi; "
+                "echo {resources.mem_mb} {resources.runtime} > {output}"
+        """,
+    )
+    run = slurm.snakemake(tmp_path, write_profile(slurm, tmp_path / "profile"))
+    attempts = tmp_path / "attempts.txt"
+    deadline = time.monotonic() + 60
+    while not attempts.exists() and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.5)
+    if attempts.exists():
+        slurm.run("scancel", attempts.read_text().strip())
+    finish(run)
+
+    first, second = attempts.read_text().split()
+    assert first != second
+    assert (tmp_path / "report.txt").read_text().split() == ["8000", "240"]  # attempt 2
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_multinode_pretrain_form(slurm, tmp_path):
+    # The profile's two-node pretrain form (mpi, tasks, gres, one launcher per node) on the one
+    # node: its two tasks stand for the two nodes, one CPU worker each, rendezvous over gloo.
+    (tmp_path / "launch.sh").write_text(LAUNCHER)
+    (tmp_path / "worker.py").write_text(WORKER)
+    snakefile(
+        tmp_path,
+        """
+        rule pretrain:
+            output: "pretrain.txt"
+            shell: "{resources.mpi} bash launch.sh 1 worker.py {output}"
+        """,
+    )
+    profile = write_profile(
+        slurm,
+        tmp_path / "profile",
+        variables={"pretrain_nodes": 2, "gpus_per_node": 2},
+        set_resources={"pretrain": {"nodes": 1, "mpi": "'srun --ntasks=2 --kill-on-bad-exit=1'"}},
+    )
+    finish(slurm.snakemake(tmp_path, profile))
+    assert (tmp_path / "pretrain.txt").read_text().split() == ["2", "3"]  # world 2, 1 + 2
