@@ -2,7 +2,6 @@ import json
 import re
 import sys
 
-from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
 from polyprune import config as polyconfig
@@ -10,7 +9,7 @@ from polyprune import config as polyconfig
 try:
     polyconfig.validate(config)
 except polyconfig.ConfigError as error:
-    raise WorkflowError(str(error)) from None
+    sys.exit(f"polyprune: {error}")
 
 RUN = config["run"]
 OUT = f"results/{RUN}"

@@ -283,6 +283,8 @@ class DeepSpeedEngine:
         import deepspeed
 
         self.model, self.s, self.dist = model, s, dist
+        if s.precision != "fp32":  # DeepSpeed casts the parameters only; the gates too
+            model.to(PRECISIONS[s.precision])
         self.engine, *_ = deepspeed.initialize(
             model=model,
             model_parameters=param_groups(model, s.weight_decay),

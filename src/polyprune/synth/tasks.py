@@ -66,6 +66,7 @@ SPLITS = {
 PAIRED_WITH_SOURCE = ("bucc", "tatoeba")
 PARAPHRASE_SHARE = 0.45
 ANCHOR_WEIGHT = 3
+SAME_WORDING = 0.7  # share of pairs whose second sentence keeps the first one's word choices
 BUCC_GOLD_SHARE = 0.4  # share of each side's sentences that have a translation on the other
 
 
@@ -81,7 +82,7 @@ def nli_items(sampler: Sampler, n: int) -> list[tuple[Clause, Clause, str]]:
     for label in labels:
         options = []
         while not options:
-            premise = sampler.clause(modifiers=0.5)
+            premise = sampler.clause(modifiers=0.4)
             negated = premise.negated
             if label == "entailment":
                 options = stronger(premise, sampler, False) if negated else weaker(premise)
@@ -153,7 +154,7 @@ def pair_records(world, task: str, split: str, lang: str) -> list[dict]:
         first = first if isinstance(first, Sentence) else Sentence((first,))
         second = second if isinstance(second, Sentence) else Sentence((second,))
         style = random_style(rng, first)
-        other_style = random_style(rng, second)
+        other_style = style if rng.random() < SAME_WORDING else random_style(rng, second)
         if label == "paraphrase":
             other_style = _moved_adjunct(rng, second, style, other_style)
         records.append(

@@ -40,6 +40,12 @@ class FinetuneSettings:
     log_every: int = 50
 
 
+def task_type(task: str) -> str:
+    if task not in TASK_TYPES:
+        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(TASK_TYPES)}")
+    return TASK_TYPES[task]
+
+
 # ---- records -> model rows ----------------------------------------------------------------
 
 
@@ -210,8 +216,10 @@ def finetune(
     `warmup_ratio` of the steps, then linear decay to zero; gradients clipped; data order,
     head initialisation and dropout follow `settings.seed`.
     """
+    if not records:
+        raise ValueError(f"no {task} training records")
     check_coverage(model, {r["lang"] for r in records}, f"{task} training data")
-    kind = TASK_TYPES[task]
+    kind = task_type(task)
     labels = labels if labels is not None else LABELS.get(task, ())
     task_model = TaskModel(model, task, kind, labels, settings.lengths, settings.seed).to(device)
     rows = make_rows(task_model, tokenizer, records, train=True)
@@ -267,7 +275,7 @@ def predict(task_model: TaskModel, tokenizer, records: Sequence[dict], batch_siz
     if task_model.kind == "pair":
         return [task_model.labels[row.argmax().item()] for row in logits]
     if task_model.kind == "token":
-        return _word_tags(rows, logits, records, task_model.labels)
+        return word_tags(rows, logits, records, task_model.labels)
     starts, ends = zip(*(row.unbind(-1) for row in logits), strict=True)
     return qa.decode_best_spans(rows.windows, starts, ends, [r["context"] for r in records])
 
@@ -287,7 +295,7 @@ def _row_logits(task_model: TaskModel, rows: Rows, gates, batch_size: int) -> li
     return out
 
 
-def _word_tags(rows: Rows, logits: list, records: Sequence[dict], labels: list[str]):
+def word_tags(rows: Rows, logits: list, records: Sequence[dict], labels: list[str]):
     """Each word's tag: the prediction at its first sub-token (UNTAGGED if it has none)."""
     tags = [[UNTAGGED] * len(r["tokens"]) for r in records]
     for index, words, row_logits in zip(rows.record, rows.word_ids, logits, strict=True):
@@ -306,7 +314,7 @@ def score(task: str, lang: str, records: Sequence[dict], predictions: Sequence) 
     MLQA uses its official per-language normalisation; a language outside MLQA's seven (e.g.
     the demo world's) falls back to the SQuAD v1.1 normalisation.
     """
-    kind = TASK_TYPES[task]
+    kind = task_type(task)
     if kind == "pair":
         return {"accuracy": metrics.accuracy(predictions, [r["label"] for r in records])}
     if kind == "token":
@@ -326,7 +334,7 @@ def score_languages(
     batch_size: int = 64,
 ) -> dict:
     """{lang: metrics, "avg": mean of each metric over the languages}."""
-    if TASK_TYPES[task] != task_model.kind:
+    if task_type(task) != task_model.kind:
         raise ValueError(f"a {task_model.kind} model cannot be scored on {task}")
     scores = {
         lang: score(task, lang, records, predict(task_model, tokenizer, records, batch_size))

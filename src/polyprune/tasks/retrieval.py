@@ -13,9 +13,8 @@ import torch
 
 from polyprune.model import MaskedLM
 from polyprune.tasks import metrics
-from polyprune.tasks.finetune import average
+from polyprune.tasks.finetune import average, task_type
 from polyprune.tasks.heads import check_coverage, gate_rows, max_tokens
-from polyprune.tasks.sources import TASK_TYPES
 
 BUCC_NEIGHBOURS = 4
 
@@ -68,8 +67,10 @@ def retrieval_scores(
     BUCC mines each language against the source language (ratio margin over 4 neighbours) and
     picks the threshold that maximises F1 on the records' own gold pairs.
     """
+    if not 0 <= layer <= model.cfg.layers:
+        raise ValueError(f"layer {layer}: the model has 0 (embeddings) to {model.cfg.layers}")
     check_coverage(model, [*records_by_lang, source_lang], f"{task} records")
-    kind = TASK_TYPES[task]
+    kind = task_type(task)
     if kind not in ("mining", "retrieval"):
         raise ValueError(f"{task} is not a retrieval task")
 
@@ -80,7 +81,9 @@ def retrieval_scores(
     scores = {
         lang: score(records, lang, source_lang, embed) for lang, records in records_by_lang.items()
     }
-    return {**scores, "avg": average(scores)}
+    averaged = average(scores)
+    averaged.pop("threshold", None)  # a threshold per language, not comparable across them
+    return {**scores, "avg": averaged}
 
 
 def _tatoeba_scores(records, lang, source_lang, embed) -> dict:

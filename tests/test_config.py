@@ -1,0 +1,92 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from polyprune import config as pc
+from polyprune.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+PAPER = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+
+
+def test_shipped_configs_are_valid():
+    pc.validate(copy.deepcopy(DEMO))
+    pc.validate(copy.deepcopy(PAPER))
+    assert len(pc.study_languages(PAPER)) == 100
+    assert pc.cells(DEMO) == ["dense", "gradient-shared-s50", "gradient-nonshared-s50"]
+
+
+def broken(edit):
+    cfg = copy.deepcopy(DEMO)
+    edit(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["pruning"].update(algorithms=["magic"]), "pruning.algorithms[0]"),
+        (lambda c: c.update(languages=["qal", "xx"]), "languages"),
+        (lambda c: c["pruning"].update(sparsities=[1.0]), "pruning.sparsities[0]"),
+        (lambda c: c["pruning"].update(sparsities=[0.5, 0]), "pruning.sparsities[1]"),
+        (lambda c: c["pretraining"].pop("lr"), "pretraining.lr"),
+        (lambda c: c.pop("importance"), "importance"),
+        (lambda c: c["pretraining"].update(steps="many"), "pretraining.steps"),
+        (lambda c: c["data"].update(seq_len=64.5), "data.seq_len"),
+        (lambda c: c.update(source_language="qzz"), "source_language"),
+        (lambda c: c["pruning"].update(typo=1), "pruning"),
+        (lambda c: c["pretraining"].update(micro_batch_size=5), "pretraining.batch_size"),
+    ],
+)
+def test_invalid_config_names_the_key_in_one_line(edit, key):
+    with pytest.raises(ConfigError) as info:
+        pc.validate(broken(edit))
+    message = str(info.value)
+    assert message.startswith(f"config key {key}:")
+    assert "\n" not in message
+
+
+def test_workflow_stops_before_any_job_on_a_bad_config(tmp_path):
+    bad = broken(lambda c: c["pruning"].update(algorithms=["magic"]))
+    bad["run"] = "bad-config"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    snakemake = Path(sys.executable).with_name("snakemake")
+    done = subprocess.run(
+        [snakemake, "-n", "--cores", "1", "--configfile", path],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [
+        "polyprune: config key pruning.algorithms[0]: 'magic' is not one of ['gradient']"
+    ]
+    assert not (ROOT / "results" / "bad-config").exists()
+
+
+def test_cell_names_round_trip():
+    for sparsity in (0.5, 0.7, 0.125):
+        name = pc.cell_name("gradient", "nonshared", sparsity)
+        assert pc.parse_cell(name) == pc.Cell("gradient", "nonshared", sparsity)
+    assert pc.cell_name("gradient", "shared", 0.5) == "gradient-shared-s50"
+    assert pc.parse_cell("dense") is None
+
+
+def test_language_sampling_follows_xlmr():
+    probs = pc.sampling_probs({"hi": 100.0, "lo": 1.0}, alpha=0.3)
+    assert sum(probs.values()) == pytest.approx(1.0)
+    # q = 100/101 and 1/101; p_hi / p_lo = 100 ** 0.3
+    assert probs["hi"] / probs["lo"] == pytest.approx(100**0.3)
+    assert pc.sampling_probs({"a": 3.0, "b": 1.0}, alpha=1.0) == {"a": 0.75, "b": 0.25}
+
+
+def test_paper_shards_are_sized_to_what_training_draws():
+    sizes = pc.corpus_sizes(PAPER)
+    probs = pc.sampling_probs(sizes, 0.3)
+    drawn = 150_000 * 2048
+    assert pc.train_sequences(PAPER, "en") == pytest.approx(1.1 * probs["en"] * drawn, abs=1)
+    assert pc.train_sequences(PAPER, "en") > pc.train_sequences(PAPER, "as")
