@@ -17,6 +17,8 @@ include: "rules/importance.smk"
 include: "rules/prune.smk"
 include: "rules/pretrain.smk"
 include: "rules/bench.smk"
+include: "rules/finetune.smk"
+include: "rules/report.smk"
 
 
 rule all:

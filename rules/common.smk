@@ -5,6 +5,7 @@ import sys
 from snakemake.settings.types import DeploymentMethod
 
 from polyprune import config as polyconfig
+from polyprune.tasks.spec import MODES, RETRIEVAL_TASKS, evaluated_by, training_sets
 
 try:
     polyconfig.validate(config)
@@ -93,4 +94,7 @@ def cell_init(wildcards):
 
 def study_outputs():
     per_cell = ["pruned", "mlm.json", "params.json"]
-    return [f"{OUT}/cells/{cell}/{name}" for cell in CELLS for name in per_cell]
+    outputs = [f"{OUT}/cells/{cell}/{name}" for cell in CELLS for name in per_cell]
+    if config.get("finetune"):
+        outputs.append(f"{OUT}/tables/table1.md")
+    return outputs

@@ -20,6 +20,7 @@ Timing: the first DeepSpeed run JIT-builds a communication op into TORCH_EXTENSI
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,17 +71,40 @@ def train(world, out: Path, training: dict, nproc: int, ckpt: Path | None = None
     return {"log": log, "weights": weights(out), "stdout": done.stdout}
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc); torchrun starts its workers in new sessions, so
+    killing its process group would leave them running."""
+    tree = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split() if (task / "children").exists() else []
+        for child in children:
+            tree += process_tree(int(child))
+    return tree
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has ended; its parent may never reap it
+
+
 def kill_after_first_checkpoint(world, out: Path, ckpt: Path, training: dict, nproc: int):
-    """Start `polyprune train`, SIGKILL all its processes once a checkpoint exists."""
+    """Start `polyprune train`, SIGKILL all its processes (workers first) once a checkpoint
+    exists."""
     cmd = train_command(world, out, ckpt, training, nproc)
-    proc = subprocess.Popen(
-        cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + TIMEOUT
     while not checkpoints(ckpt) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
+    victims = process_tree(proc.pid)
+    for pid in reversed(victims):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait()
+    while any(alive(pid) for pid in victims):
+        time.sleep(0.05)
     assert checkpoints(ckpt), "no checkpoint before the deadline"
     assert not out.exists(), "the run finished before it could be killed"
 

@@ -13,7 +13,6 @@ import yaml
 
 from polyprune.errors import ConfigError
 from polyprune.tasks.sources import (
-    LABELS,
     TaskDataError,
     TaskSource,
     describe_origin,
@@ -21,6 +20,7 @@ from polyprune.tasks.sources import (
     load_task_split,
     task_languages,
 )
+from polyprune.tasks.spec import LABELS
 
 # A feature as the hub stores it: (arrow type, the `huggingface` parquet metadata that datasets 2.x
 # wrote at the parquet conversion, the dataset card's YAML).

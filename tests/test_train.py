@@ -244,6 +244,8 @@ def test_deepspeed_config_files(tmp_path):
         assert cfg["train_micro_batch_size_per_gpu"] == 4
         assert cfg["optimizer"]["params"]["lr"] == 1e-3
         assert "scheduler" not in cfg  # the schedule is polyprune's own LambdaLR
+        DeepSpeedConfig = pytest.importorskip("deepspeed.runtime.config").DeepSpeedConfig
+        DeepSpeedConfig(cfg)  # DeepSpeed accepts it
     fp16 = json.loads((REPO / "config" / "deepspeed" / "fp16.json").read_text())
     assert fp16["fp16"]["loss_scale"] == 0  # dynamic loss scaling, as the paper
     with pytest.raises(ConfigError, match="zero_stage"):

@@ -76,6 +76,13 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError("config key world: missing (needed for the synthetic corpus)")
     if scratch and config["model"]["shape"]["max_positions"] < config["data"]["seq_len"] + 2:
         raise ConfigError("config key model.shape.max_positions: must be at least seq_len + 2")
+    finetune = config.get("finetune")
+    if finetune and "tasks" not in config:
+        raise ConfigError("config key tasks: missing (needed for finetune)")
+    for mode in finetune["modes"] if finetune else []:
+        for key in ("grid", "selection"):
+            if mode not in finetune[key]:
+                raise ConfigError(f"config key finetune.{key}.{mode}: missing")
     for key in ("base_training", "pretraining"):
         t = config.get(key)
         if t and t["batch_size"] % t["micro_batch_size"]:

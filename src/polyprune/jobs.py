@@ -12,12 +12,12 @@ from polyprune.errors import PolypruneError
 
 @contextmanager
 def job(snakemake):
-    """Run the body with the job's log as stdout/stderr and torch on the job's threads; yield
-    the step's settings (the `settings` param). Bad input ends the job with one line on stderr;
-    anything else with its traceback (in the log and on stderr)."""
-    import torch
-
-    torch.set_num_threads(snakemake.threads)
+    """Run the body with the job's log as stdout/stderr and torch (if the script imported it)
+    on the job's threads; yield the step's settings (the `settings` param). Bad input ends the
+    job with one line on stderr; anything else with its traceback (in the log and on stderr)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(snakemake.threads)
     settings = json.loads(snakemake.params.get("settings", "{}"))
     with open(snakemake.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
         try:

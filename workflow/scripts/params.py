@@ -9,4 +9,6 @@ from polyprune.provenance import provenance
 with job(snakemake) as settings:
     counts = model_counts(load_model(snakemake.input[0]))
     prov = provenance(settings["identity"], snakemake.input)
-    write_json(snakemake.output[0], {"cell": snakemake.wildcards.cell, **counts, "provenance": prov})
+    write_json(
+        snakemake.output[0], {"cell": snakemake.wildcards.cell, **counts, "provenance": prov}
+    )

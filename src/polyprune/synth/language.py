@@ -70,16 +70,19 @@ FAMILIES = {
     ),
 }  # fmt: skip
 
-_PHONEMES = "abdefghijklmnoprstuvxzSCZYAO"
+# Spelling of each phoneme per script; Latin letters not listed spell themselves.
+_SPELLING_TABLE = """
+a b  d e f g h i j  k l m n o p r s t u  v x z S  C  Z  Y A  O
+а б  д е ф г х и й  к л м н о п р с т у  в х з ш  ч  ж  ы я  ё
+α μπ δ ε φ γ χ ι γι κ λ μ ν ο π ρ σ τ ου β χ ζ σσ τσ τζ υ αι οι
+"""
+_PHONEMES, _CYRILLIC, _GREEK = (row.split() for row in _SPELLING_TABLE.strip().splitlines())
 SCRIPTS = {
     "latin": {"S": "sh", "C": "ch", "Z": "zh", "x": "kh", "j": "y", "Y": "y", "A": "ae", "O": "oe"},
     "latin-ext": {"S": "ş", "C": "ç", "Z": "ž", "x": "ğ", "j": "y", "Y": "ı", "A": "ä", "O": "ö"},
-    "cyrillic": dict(zip(_PHONEMES, "абдефгхийклмнопрстувхзшчжыяё", strict=True)),
-    "greek": dict(
-        zip(_PHONEMES, "α μπ δ ε φ γ χ ι γι κ λ μ ν ο π ρ σ τ ου β χ ζ σσ τσ τζ υ αι οι".split(),
-            strict=True)
-    ),
-}  # fmt: skip
+    "cyrillic": dict(zip(_PHONEMES, _CYRILLIC, strict=True)),
+    "greek": dict(zip(_PHONEMES, _GREEK, strict=True)),
+}
 
 # Regular sound changes (pattern, replacement) on phonemic words; each language draws a few.
 SOUND_CHANGES = (
@@ -152,9 +155,19 @@ class Language:
     def profile(self) -> dict:
         """The language's typology in plain values (for documentation and reports)."""
         grammar = {f.name: getattr(self.grammar, f.name) for f in fields(Grammar)}
-        return {"name": self.name, "family": self.family, "script": self.script,
-                "order": self.order, "wh": self.wh, "adposition": self.adposition, **grammar,
-                "sound_changes": [f"{p} > {r or '0'}" for p, r in self.sound_changes]}  # fmt: skip
+        changes = [
+            f"{pattern} > {replacement or '0'}" for pattern, replacement in self.sound_changes
+        ]
+        return {
+            "name": self.name,
+            "family": self.family,
+            "script": self.script,
+            "order": self.order,
+            "wh": self.wh,
+            "adposition": self.adposition,
+            **grammar,
+            "sound_changes": changes,
+        }
 
 
 def build_languages(specs: dict[str, dict], source: str, seed: int) -> dict[str, Language]:
@@ -205,7 +218,8 @@ def _draw_lexicon(daughters, family_name, synonyms, loans, seed) -> None:
 
     def draw(used, syllables: tuple[int, ...], templates: tuple[str, ...] = ("CV",)) -> list[str]:
         while True:
-            proto = proto_word(rng, family, rng.choice(syllables), rng.choice(templates))
+            shape = rng.choice(syllables), rng.choice(templates)
+            proto = proto_word(rng, family.consonants, family.vowels, *shape)
             forms = [lang.evolve(proto) for lang in daughters]
             if all(form not in used[lang.code] for lang, form in zip(daughters, forms)):
                 for lang, form in zip(daughters, forms):
@@ -233,14 +247,12 @@ def _draw_lexicon(daughters, family_name, synonyms, loans, seed) -> None:
             lang.suffixes[suffix] = form
 
 
-def proto_word(rng, family: Family, syllables: int, template: str = "CV") -> str:
+def proto_word(rng, consonants: str, vowels: str, syllables: int, template: str = "CV") -> str:
     """A random word of `syllables` syllables; `template` shapes the first one (V, VC, CV)."""
     parts = []
     for i in range(syllables):
         shape = template if i == 0 else rng.choice(("CV", "CV", "CVC"))
         if i == syllables - 1 and syllables > 1 and rng.random() < 0.3:
             shape = "CVC"
-        parts.append(
-            "".join(rng.choice(family.consonants if c == "C" else family.vowels) for c in shape)
-        )
+        parts.append("".join(rng.choice(consonants if c == "C" else vowels) for c in shape))
     return "".join(parts)

@@ -24,11 +24,12 @@ from .concepts import (
     fits,
     tense_of,
 )
-from .language import Family, proto_word
+from .language import proto_word
 from .seeds import derive_rng
 
-_NAME_SOUNDS = Family("", "", "", "latin", "ptkbdgmnlrsvz", "aeiou", "", None)
+NAME_CONSONANTS, NAME_VOWELS = "ptkbdgmnlrsvz", "aeiou"  # names sound alike everywhere
 ENTITY_COUNTS = {"person": 32, "org": 12, "city": 16}
+NAMESAKE_SHARE = 0.3
 COUNTS = tuple(range(2, 13))
 ZIPF_EXPONENT = 1.0
 T = TypeVar("T")
@@ -47,20 +48,26 @@ def draw_entities(seed: int) -> dict[str, Entity]:
     seen: set[str] = set()
 
     def name(syllables=(2, 2, 3)) -> str:
-        while (word := proto_word(rng, _NAME_SOUNDS, rng.choice(syllables))) in seen:
-            pass
+        word = proto_word(rng, NAME_CONSONANTS, NAME_VOWELS, rng.choice(syllables))
+        while word in seen:
+            word = proto_word(rng, NAME_CONSONANTS, NAME_VOWELS, rng.choice(syllables))
         seen.add(word)
         return word
 
     family_names = [name() for _ in range(ENTITY_COUNTS["person"] // 2)]
+    given_names = [name() for _ in range(ENTITY_COUNTS["person"])]
     entities = {}
-    for i in range(ENTITY_COUNTS["person"]):
+    for i, given in enumerate(given_names):
         surname = (rng.choice(family_names),) if rng.random() < 0.6 else ()
-        entities[f"person:{i}"] = Entity("person", (name(), *surname))
+        entities[f"person:{i}"] = Entity("person", (given, *surname))
+    # Some organisations and cities bear a person's name (Ford, Washington): only the
+    # context tells the entity type then.
     for i in range(ENTITY_COUNTS["org"]):
-        entities[f"org:{i}"] = Entity("org", (name(),), rng.choice(ORG_TYPES))
+        base = rng.choice(family_names) if rng.random() < NAMESAKE_SHARE else name()
+        entities[f"org:{i}"] = Entity("org", (base,), rng.choice(ORG_TYPES))
     for i in range(ENTITY_COUNTS["city"]):
-        words = (name(), name((1, 2))) if rng.random() < 0.25 else (name(),)
+        base = rng.choice(given_names) if rng.random() < NAMESAKE_SHARE else name()
+        words = (base, name((1, 2))) if rng.random() < 0.25 else (base,)
         entities[f"city:{i}"] = Entity("city", words)
     return entities
 
@@ -124,10 +131,7 @@ class Sampler:
         return self.rng.choices(options, _zipf_weights(len(options)))[0]
 
     def pick_distinct(self, options: Sequence[T], k: int) -> list[T]:
-        left, chosen = list(options), []
-        for _ in range(min(k, len(left))):
-            chosen.append(left.pop(self.rng.choices(range(len(left)), _zipf_weights(len(left)))[0]))
-        return chosen
+        return weighted_sample(self.rng, options, _zipf_weights(len(options)), k)
 
     def np(self, allowed: str, modifiers: float = 0.3) -> NP:
         groups = []
@@ -149,11 +153,11 @@ class Sampler:
         count = self.pick(COUNTS) if plural and rng.random() < 0.6 else None
         return NP(noun, adj, count, plural, definite=rng.random() < 0.5)
 
-    def clause(self, modifiers: float = 0.35, verb: str | None = None, agent=None) -> Clause:
+    def clause(self, modifiers: float = 0.35, verb: str | None = None) -> Clause:
         rng = self.rng
         verb = verb or self.pick(list(VERBS))
         agent_kinds, patient_kinds = VERBS[verb]
-        agent = agent or self.np(agent_kinds)
+        agent = self.np(agent_kinds)
         patient = None
         while patient_kinds and (patient is None or patient.head == agent.head):
             patient = self.np(patient_kinds)
@@ -183,8 +187,11 @@ class Sampler:
         return NP(self.pick(NOUNS["building"]), definite=self.rng.random() < 0.7)
 
     def sentence(self, compound: float = 0.25) -> Sentence:
-        """A sentence of one clause, or of two joined by and / but / because."""
+        """A sentence of one clause, or of two joined by and / but / because; a person agent
+        is sometimes a pronoun, as in a sentence taken out of a text."""
         first = self.clause()
+        if KIND_OF.get(first.agent.kind, first.agent.kind) == "person" and self.rng.random() < 0.15:
+            first = replace(first, agent=NP("PRON_PL" if first.agent.plural else "PRON_SG"))
         if self.rng.random() >= compound:
             return Sentence((first,))
         second = self.clause(modifiers=0.15)
@@ -222,6 +229,16 @@ def anchors(clause: Clause) -> set:
 def counted_role(clause: Clause) -> str:
     """The argument whose numeral a "how many" question asks for."""
     return "agent" if clause.agent.count else "patient"
+
+
+def weighted_sample(rng: random.Random, items: Sequence[T], weights: Sequence[float], k: int):
+    """k distinct items, each draw weighted like random.choices."""
+    items, weights, chosen = list(items), list(weights), []
+    for _ in range(min(k, len(items))):
+        i = rng.choices(range(len(items)), weights)[0]
+        chosen.append(items.pop(i))
+        weights.pop(i)
+    return chosen
 
 
 @cache
@@ -271,7 +288,8 @@ def stronger(clause: Clause, sampler: Sampler, agent_too: bool = True) -> list[C
         if np is None or not np.is_noun:
             continue
         if np.adj is None:
-            options.append(replace(clause, **{role: replace(np, adj=rng.choice(adjectives_for(np.head)))}))  # fmt: skip
+            adj = rng.choice(adjectives_for(np.head))
+            options.append(replace(clause, **{role: replace(np, adj=adj)}))
         if np.head in KINDS:
             specific = [n for n in NOUNS[np.head] if np.adj is None or n in _described(np.adj)]
             options.append(replace(clause, **{role: replace(np, head=rng.choice(specific))}))
@@ -284,9 +302,7 @@ def other_patient(clause: Clause, sampler: Sampler) -> list[Clause]:
     if clause.patient is None:
         return []
     patient = sampler.np(patient_kinds)
-    if patient.kind in (clause.patient.kind, clause.agent.kind, KIND_OF.get(clause.patient.kind)):
-        return []
-    if KIND_OF.get(patient.kind) == clause.patient.kind:
+    if _related(patient, clause.patient) or patient.head == clause.agent.head:
         return []
     return [replace(clause, patient=patient)]
 
@@ -333,7 +349,9 @@ def swapped_adjectives(clause: Clause) -> list[Clause]:
     if patient.adj in adjectives_for(agent.head) and agent.adj in adjectives_for(patient.head):
         return [
             replace(
-                clause, agent=replace(agent, adj=patient.adj), patient=replace(patient, adj=agent.adj)
+                clause,
+                agent=replace(agent, adj=patient.adj),
+                patient=replace(patient, adj=agent.adj),
             )
         ]
     return []
@@ -348,6 +366,13 @@ def swapped_agents(first: Clause, second: Clause) -> list[tuple[Clause, Clause]]
     ):
         return [(replace(first, agent=second.agent), replace(second, agent=first.agent))]
     return []
+
+
+def _related(a: NP, b: NP) -> bool:
+    """Whether one NP may describe what the other does: the same head, or one is the other's
+    kind (a car / a vehicle, Mara / a person)."""
+    kind_a, kind_b = KIND_OF.get(a.kind, a.kind), KIND_OF.get(b.kind, b.kind)
+    return a.head == b.head or a.head == kind_b or b.head == kind_a
 
 
 def _described(adjective: str) -> list[str]:

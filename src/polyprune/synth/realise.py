@@ -156,9 +156,7 @@ class Realiser:
             foreign = script != lang.script and not lang.script.startswith("latin")
             texts[-1] += ("-" if foreign else "") + lang.spell(ending)
         tag = NER_TYPES[entity.kind]
-        return [
-            Token(text, "PROPN", f"{'BI'[i > 0]}-{tag}", slot) for i, text in enumerate(texts)
-        ]
+        return [Token(text, "PROPN", f"{'BI'[i > 0]}-{tag}", slot) for i, text in enumerate(texts)]
 
     def _location(self, np: NP, style: Style, slot: str) -> list[Token]:
         if self.grammar.case == "suffix":

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from .language import FAMILIES, Language, build_languages
+from .language import FAMILIES, build_languages
 from .meaning import Sampler, Sentence, draw_entities
 from .realise import Realiser, Style, random_style, render
 from .seeds import derive_rng
@@ -24,10 +24,14 @@ class World:
         self.source = source
         self._bilingual_share = bilingual_share
         self._languages = build_languages(languages, source, seed)
-        self._corpus_sentences = {code: spec["corpus_sentences"] for code, spec in languages.items()}  # fmt: skip
+        self._corpus_sentences = {
+            code: int(spec["corpus_sentences"]) for code, spec in languages.items()
+        }
         self._sizes = tasks
         self.entities = draw_entities(seed)
-        self._realisers = {code: Realiser(lang, self.entities) for code, lang in self._languages.items()}  # fmt: skip
+        self._realisers = {
+            code: Realiser(lang, self.entities) for code, lang in self._languages.items()
+        }
         self._meanings: dict[tuple[str, str], list] = {}
 
     @classmethod
@@ -63,8 +67,9 @@ class World:
     def name(self, code: str) -> str:
         return self._languages[code].name
 
-    def language(self, code: str) -> Language:
-        return self._languages[code]
+    def profile(self, code: str) -> dict:
+        """The language's typology: family, script, word order, grammar, sound changes."""
+        return self._languages[code].profile()
 
     # -- corpus ----------------------------------------------------------------------------
 

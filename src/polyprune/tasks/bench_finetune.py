@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     from polyprune.model import load_model
     from polyprune.tasks.finetune import FinetuneSettings, finetune, make_rows
     from polyprune.tasks.heads import Lengths, TaskModel, max_tokens
-    from polyprune.tasks.sources import LABELS
+    from polyprune.tasks.spec import LABELS
 
     clock.lap("import polyprune")
     torch.set_num_threads(args.threads)

@@ -19,7 +19,8 @@ import torch
 from polyprune.model import MaskedLM
 from polyprune.tasks import metrics, qa
 from polyprune.tasks.heads import Lengths, TaskModel, check_coverage, gate_rows
-from polyprune.tasks.sources import LABELS, MLQA_LANGS, TASK_TYPES
+from polyprune.tasks.sources import MLQA_LANGS
+from polyprune.tasks.spec import LABELS, TASK_TYPES
 from polyprune.train import lr_factor, param_groups
 
 IGNORE = -100  # token label of sub-tokens after a word's first, and of special tokens

@@ -1,0 +1,92 @@
+FINETUNE = config.get("finetune")
+TASKS = FINETUNE["tasks"] if FINETUNE else []
+TRAIN_SETS = training_sets(TASKS)
+NEEDED_TASKS = list(dict.fromkeys([*TRAIN_SETS, *TASKS]))
+
+
+wildcard_constraints:
+    task=_choice(NEEDED_TASKS),
+    train_set=_choice(TRAIN_SETS),
+    mode=_choice(MODES),
+    lr="[0-9.e+-]+",
+    epochs="[0-9]+",
+
+
+def grid(mode):
+    points = FINETUNE["grid"][mode]
+    return [(f"{lr:g}", epochs) for lr in points["lr"] for epochs in points["epochs"]]
+
+
+def finetune_tasks(wildcards):
+    """The task folders a fine-tuning job reads: its training set and the tasks it serves."""
+    return list(
+        dict.fromkeys([wildcards.train_set, *evaluated_by(wildcards.train_set, TASKS)])
+    )
+
+
+rule prepare_task:
+    output:
+        directory(f"{OUT}/tasks/{{task}}"),
+    log:
+        f"{LOGS}/prepare_task/{{task}}.log",
+    conda:
+        "../envs/data.yaml"
+    params:
+        settings=settings("tasks", "world"),
+    script:
+        "../workflow/scripts/prepare_task.py"
+
+
+rule finetune:
+    input:
+        model=f"{OUT}/cells/{{cell}}/pruned",
+        tokenizer=rules.tokenizer.output[0],
+        tasks=lambda wildcards: [f"{OUT}/tasks/{t}" for t in finetune_tasks(wildcards)],
+    output:
+        f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/lr{{lr}}-ep{{epochs}}.json",
+    log:
+        f"{LOGS}/finetune/{{cell}}/{{train_set}}/{{mode}}/lr{{lr}}-ep{{epochs}}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    params:
+        settings=settings("finetune"),
+        tasks=finetune_tasks,
+    script:
+        "../workflow/scripts/finetune.py"
+
+
+rule select:
+    input:
+        lambda wildcards: [
+            f"{OUT}/finetune/{wildcards.cell}/{wildcards.train_set}/{wildcards.mode}/lr{lr}-ep{ep}.json"
+            for lr, ep in grid(wildcards.mode)
+        ],
+    output:
+        f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/selected.json",
+    log:
+        f"{LOGS}/select/{{cell}}/{{train_set}}/{{mode}}.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings("finetune", "source_language"),
+    script:
+        "../workflow/scripts/select.py"
+
+
+rule retrieval:
+    input:
+        model=f"{OUT}/cells/{{cell}}/pruned",
+        tokenizer=rules.tokenizer.output[0],
+        task=f"{OUT}/tasks/{{task}}",
+    output:
+        f"{OUT}/finetune/{{cell}}/{{task}}/retrieval.json",
+    log:
+        f"{LOGS}/retrieval/{{cell}}/{{task}}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    params:
+        settings=settings("finetune"),
+    script:
+        "../workflow/scripts/retrieval.py"

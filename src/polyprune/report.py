@@ -1,0 +1,165 @@
+"""The paper's tables from the results JSONs (CSV and Markdown), and chance levels of the tasks."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from polyprune.io import read_json
+from polyprune.tasks.spec import EVALUATION_TASKS, PRIMARY_METRIC, TASK_TYPES
+
+TASK_TITLES = {
+    "xnli": "XNLI",
+    "pawsx": "PAWS-X",
+    "udpos": "POS",
+    "panx": "NER",
+    "xquad": "XQuAD",
+    "mlqa": "MLQA",
+    "tydiqa": "TyDiQA",
+    "bucc": "BUCC",
+    "tatoeba": "Tatoeba",
+}
+MODE_TITLES = {"zero-shot": "Cross-lingual transfer", "translate-train-all": "Translate-train-all"}
+
+
+def task_scores(result_files: list) -> dict:
+    """{(cell, mode, task): {lang: {metric: value}, "avg": ...}} from selected.json files (one
+    per cell x training set x mode) and retrieval.json files (one per cell x task; no training,
+    so the same scores stand in both modes)."""
+    scores = {}
+    for path in result_files:
+        result = read_json(path, "result")
+        modes = [result["mode"]] if "mode" in result else list(MODE_TITLES)
+        for mode in modes:
+            for task, by_lang in result["test"].items():
+                scores[(result["cell"], mode, task)] = by_lang
+    return scores
+
+
+def _cell_value(by_lang: dict, task: str) -> str:
+    avg = by_lang["avg"]
+    if TASK_TYPES[task] == "qa":
+        return f"{avg['f1']:.1f} / {avg['exact_match']:.1f}"
+    return f"{avg[PRIMARY_METRIC[TASK_TYPES[task]]]:.1f}"
+
+
+def table1(scores: dict, cells: list[str], modes: list[str], tasks: list[str]):
+    """Rows (mode, cell); columns the tasks' averages over languages (QA: F1 / EM) and the
+    average of the primary metrics. Returns (rows for CSV, Markdown text)."""
+    ordered = [t for t in EVALUATION_TASKS if t in tasks]
+    header = ["mode", "model", *(TASK_TITLES[t] for t in ordered), "Avg"]
+    rows = []
+    for mode in modes:
+        for cell in cells:
+            found = {t: scores.get((cell, mode, t)) for t in ordered}
+            primary = [
+                v["avg"][PRIMARY_METRIC[TASK_TYPES[t]]] for t, v in found.items() if v is not None
+            ]
+            rows.append(
+                [
+                    mode,
+                    cell,
+                    *(_cell_value(v, t) if v else "-" for t, v in found.items()),
+                    f"{sum(primary) / len(primary):.1f}" if primary else "-",
+                ]
+            )
+    return header, rows, markdown(header, rows)
+
+
+def per_language_rows(scores: dict) -> list[list]:
+    """Long format for audits: cell, mode, task, language, metric, value."""
+    out = []
+    for (cell, mode, task), by_lang in sorted(scores.items()):
+        for lang, metrics in by_lang.items():
+            for metric, value in metrics.items():
+                out.append([cell, mode, task, lang, metric, value])
+    return out
+
+
+def markdown(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path, header: list[str], rows: list[list]) -> None:
+    import csv
+
+    from polyprune.io import atomic_file
+
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+# ---- chance levels ----------------------------------------------------------------------------
+
+
+def chance_scores(task_dir, seed: int = 0) -> dict:
+    """What a predictor without knowledge scores on a task's test data, per language:
+    pair tasks the majority training label, token tasks the majority training tag on every
+    word, QA a random span of the gold answer's length, Tatoeba 100 / n, BUCC the expected F1 of
+    mining with random scores (simulated)."""
+    from polyprune.tasks.pipeline import manifest, split_records
+
+    m = manifest(task_dir)
+    kind = m["type"]
+    rng = random.Random(seed)
+    train = split_records(task_dir, "train", [m["source_lang"]]) if "train" in m["splits"] else {}
+    out = {}
+    for lang, records in split_records(task_dir, "test").items():
+        out[lang] = _chance(kind, m["task"], records, train.get(m["source_lang"], []), rng)
+    return out
+
+
+def _chance(kind: str, task: str, records: list[dict], train: list[dict], rng) -> dict:
+    from polyprune.tasks import metrics
+
+    if kind == "pair":
+        majority = Counter(r["label"] for r in train or records).most_common(1)[0][0]
+        return {
+            "accuracy": metrics.accuracy([majority] * len(records), [r["label"] for r in records])
+        }
+    if kind == "token":
+        tag = Counter(t for r in train or records for t in r["tags"]).most_common(1)[0][0]
+        predicted = [[tag] * len(r["tags"]) for r in records]
+        return {"f1": metrics.seqeval_f1(predicted, [r["tags"] for r in records])}
+    if kind == "qa":
+        predictions = {r["id"]: _random_span(r, rng) for r in records}
+        references = {r["id"]: r["answers"]["text"] for r in records}
+        return metrics.squad_scores(predictions, references)
+    if kind == "retrieval":
+        return {"accuracy": 100.0 / len(records)}
+    return {"f1": _random_mining_f1(records, rng)}
+
+
+def _random_span(record: dict, rng) -> str:
+    words = record["context"].split()
+    n = max(1, len(record["answers"]["text"][0].split()))
+    start = rng.randrange(max(1, len(words) - n + 1))
+    return " ".join(words[start : start + n])
+
+
+def _random_mining_f1(records: list[dict], rng) -> float:
+    from polyprune.tasks import metrics
+
+    sources = [r for r in records if r["side"] == "source"]
+    targets = [r for r in records if r["side"] == "target"]
+    candidates = [(s["id"], rng.choice(targets)["id"], rng.random()) for s in sources]
+    gold = {(r["id"], r["gold"]) for r in sources if r["gold"] is not None}
+    return metrics.bucc_f1(candidates, gold)["f1"]
+
+
+def chance_row(chance: dict, tasks: list[str]) -> list[str]:
+    """Table 1's columns for the chance levels (averaged over languages)."""
+    ordered = [t for t in EVALUATION_TASKS if t in tasks]
+    values = []
+    for task in ordered:
+        by_lang = chance[task]
+        avg = {
+            m: sum(s[m] for s in by_lang.values()) / len(by_lang)
+            for m in next(iter(by_lang.values()))
+        }
+        values.append(_cell_value({"avg": avg}, task))
+    return values
