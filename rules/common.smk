@@ -1,7 +1,14 @@
 import json
+import os
 import re
 import sys
 
+# polyprune runs from this checkout, whether or not it is installed in the job's environment
+SRC = f"{workflow.basedir}/src"
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+
+from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
 from polyprune import config as polyconfig
@@ -46,21 +53,17 @@ PYTHON = (
 )
 
 
+LAUNCH = f"{workflow.basedir}/workflow/scripts/launch.sh"
+
+
 def launcher(wildcards, resources):
-    """How a training step starts: one process, torchrun over the GPUs of the allocation, or
-    (several nodes) one torchrun per node with a rendezvous on the first node."""
-    gpus, nodes = int(resources.get("gpu", 0)), int(resources.get("nodes", 1))
-    if nodes > 1:
-        gpus = int(str(resources.get("gres", "gpu:1")).rsplit(":", 1)[-1])
-        return (
-            f"{resources.get('mpi', 'srun --ntasks-per-node=1')} {PYTHON} -m torch.distributed.run"
-            f" --nnodes={nodes} --nproc_per_node={gpus} --rdzv_backend=c10d"
-            " --rdzv_endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500"
-            " --rdzv_id=$SLURM_JOB_ID -m polyprune.cli"
-        )
-    if gpus > 1:
-        return f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={gpus} -m polyprune.cli"
-    return f"{PYTHON} -m polyprune.cli"
+    """How a training step starts (workflow/scripts/launch.sh): one process, torchrun over the
+    GPUs of the allocation, or, on several nodes, one torchrun per node under `resources.mpi`."""
+    if int(resources.get("nodes", 1)) > 1:
+        if "mpi" not in resources.keys():
+            raise WorkflowError("a multi-node training job needs the `mpi` resource (srun ...)")
+        return f"{resources.mpi} bash {LAUNCH} gpu {PYTHON} -m polyprune.cli"
+    return f"bash {LAUNCH} {max(1, int(resources.get('gpu', 0)))} {PYTHON} -m polyprune.cli"
 
 
 def corpus_location(lang):

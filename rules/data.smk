@@ -61,7 +61,7 @@ if SCRATCH:
             f"{LOGS}/base_model.log",
         conda:
             "../envs/train.yaml"
-        threads: workflow.cores
+        threads: 2  # the demo trains its base model alone: all its cores
         params:
             launch=launcher,
             settings=settings("base_training", "data", "model"),

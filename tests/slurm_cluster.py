@@ -271,13 +271,12 @@ def write_profile(
 
     Site variables point at the local partition (`variables` overrides more of them); job states
     come from squeue (no accounting here); status checks start after 2 s, not 40. The profile's
-    configfile and conda deployment are dropped (tests run in the venv): pass `configfile=...`,
+    configfile is dropped: pass `configfile=...`,
     other top-level settings as keyword arguments (`jobs=2`), and per-rule resources in
     `set_resources` ({rule: {resource: value}}, merged into the profile's).
     """
     profile = yaml.safe_load((REPO / "slurm" / "config.v8+.yaml").read_text())
     profile.pop("configfile")
-    profile.pop("software-deployment-method")
     site = profile["__variables__"]
     site.update(account="", cpu_partition=cluster.partition, gpu_partition=cluster.partition)
     site.update(variables or {})

@@ -31,7 +31,8 @@ def broken(edit):
     ("edit", "key"),
     [
         (lambda c: c["pruning"].update(algorithms=["magic"]), "pruning.algorithms[0]"),
-        (lambda c: c.update(languages=["qal", "xx"]), "languages"),
+        (lambda c: c.update(languages=["qaa", "xx"]), "languages"),
+        (lambda c: c["world"]["languages"]["qab"].update(family="elvish"), "world"),
         (lambda c: c["pruning"].update(sparsities=[1.0]), "pruning.sparsities[0]"),
         (lambda c: c["pruning"].update(sparsities=[0.5, 0]), "pruning.sparsities[1]"),
         (lambda c: c["pretraining"].pop("lr"), "pretraining.lr"),
@@ -39,6 +40,7 @@ def broken(edit):
         (lambda c: c["pretraining"].update(steps="many"), "pretraining.steps"),
         (lambda c: c["data"].update(seq_len=64.5), "data.seq_len"),
         (lambda c: c.update(source_language="qzz"), "source_language"),
+        (lambda c: c.update(source_language="qab"), "source_language"),
         (lambda c: c["pruning"].update(typo=1), "pruning"),
         (lambda c: c["pretraining"].update(micro_batch_size=5), "pretraining.batch_size"),
     ],

@@ -16,21 +16,11 @@ import pytest
 import yaml
 from slurm_cluster import REPO, finish, write_profile
 
-CPU_RULES = ["corpus", "tokenizer", "shard", "prune", "export", "prepare_task", "select"]
-CPU_RULES += ["table", "figure", "report", "bench_params", "base_model"]
-GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval", "bench_throughput"]
-
-# The multi-node launcher of docs/cluster.md, run by `{resources.mpi}` once per node:
-# usage: launch.sh NPROC_PER_NODE PROGRAM ARGS... (NPROC_PER_NODE "gpu": all GPUs of the node)
-LAUNCHER = """\
-#!/bin/bash
-set -euo pipefail
-nproc=$1; shift
-head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)
-exec torchrun --nnodes="$SLURM_NTASKS" --nproc_per_node="$nproc" \\
-  --rdzv_backend=c10d --rdzv_id="$SLURM_JOB_ID" \\
-  --rdzv_endpoint="$head:$((20000 + SLURM_JOB_ID % 20000))" "$@"
-"""
+# The workflow's rules by where the profiles put them (the paper's DAG; the demo adds the
+# training of its base model, `base_model`, a GPU rule there).
+CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export", "bench_params"]
+CPU_RULES += ["prepare_task", "select", "chance", "table1"]
+GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval"]
 
 WORKER = """\
 import sys
@@ -57,35 +47,21 @@ def job_states(cluster) -> list[str]:
     return out.split()
 
 
-def dry_run_resources(profile: str, tmp_path: Path) -> dict[str, dict[str, str]]:
-    """Resources per rule that `profile` gives a workflow with every rule name of polyprune."""
-    rules = CPU_RULES + GPU_RULES + ["pretrain"]
-    snakefile(
-        tmp_path,
-        f"""
-        rule all:
-            input: {[f"{r}.out" for r in rules]!r}
-        for name in {rules!r}:
-            rule:
-                name: name
-                output: f"{{name}}.out"
-                shell: "touch {{output}}"
-        """,
-    )
-    (tmp_path / "config.yaml").write_text("{}\n")
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--profile", str(REPO / profile)]
-    cmd += ["--configfile", "config.yaml"]
-    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+def dry_run_resources(profile: str, *args: str) -> dict[str, dict[str, str]]:
+    """Resources of the workflow's jobs, by rule, in a dry run with `profile` from the repo root."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--profile", profile, *args]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
     blocks = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.MULTILINE)
     return {rule: dict(kv.split("=", 1) for kv in line.split(", ")) for rule, line in blocks}
 
 
-def test_slurm_profile_resources(tmp_path):
-    res = dry_run_resources("slurm", tmp_path)
+def test_slurm_profile_resources():
+    res = dry_run_resources("slurm", "all")  # as documented: the paper's study
+    assert set(res) == {*CPU_RULES, *GPU_RULES, "pretrain", "all"}
     for rule in CPU_RULES:
         assert res[rule]["slurm_partition"] == "cpu", rule
         assert "gpu" not in res[rule], rule
-    assert res["table"]["mem_mb"] == "4000"  # "4000 * attempt" on the first attempt
+    assert res["table1"]["mem_mb"] == "4000"  # "4000 * attempt" on the first attempt
     for rule in GPU_RULES:
         assert (res[rule]["slurm_partition"], res[rule]["gpu"]) == ("gpu", "1"), rule
         assert res[rule]["cpus_per_gpu"] == "8", rule
@@ -95,8 +71,8 @@ def test_slurm_profile_resources(tmp_path):
     assert pretrain["mpi"].startswith("srun --ntasks-per-node=1")
 
 
-def test_local_profile_serialises_gpu_rules(tmp_path):
-    res = dry_run_resources("local", tmp_path)
+def test_local_profile_serialises_gpu_rules():
+    res = dry_run_resources("local")
     assert all(res[rule].get("gpu") == "1" for rule in [*GPU_RULES, "pretrain", "base_model"])
     assert not any("gpu" in res[rule] for rule in CPU_RULES if rule != "base_model")
 
@@ -187,14 +163,14 @@ def test_cancelled_job_is_resubmitted_with_more_memory(slurm, tmp_path):
 def test_multinode_pretrain_form(slurm, tmp_path):
     # The profile's two-node pretrain form (mpi, tasks, gres, one launcher per node) on the one
     # node: its two tasks stand for the two nodes, one CPU worker each, rendezvous over gloo.
-    (tmp_path / "launch.sh").write_text(LAUNCHER)
     (tmp_path / "worker.py").write_text(WORKER)
+    launch = REPO / "workflow" / "scripts" / "launch.sh"
     snakefile(
         tmp_path,
-        """
+        f"""
         rule pretrain:
             output: "pretrain.txt"
-            shell: "{resources.mpi} bash launch.sh 1 worker.py {output}"
+            shell: "{{resources.mpi}} bash {launch} 1 {sys.executable} worker.py {{output}}"
         """,
     )
     profile = write_profile(
@@ -205,3 +181,30 @@ def test_multinode_pretrain_form(slurm, tmp_path):
     )
     finish(slurm.snakemake(tmp_path, profile))
     assert (tmp_path / "pretrain.txt").read_text().split() == ["2", "3"]  # world 2, 1 + 2
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_demo_target_through_slurm_resumes_after_scancel(slurm, tmp_path):
+    # The demo DAG (tiny config) up to its base model, through sbatch with the shipped profile.
+    # The base model's training is cancelled with scancel once it has written a checkpoint; the
+    # rerun resumes from that checkpoint and completes the target.
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["base_training"].update(steps=1500, checkpoint_every=100, log_every=100)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    profile = write_profile(slurm, tmp_path / "profile", configfile="config.yaml", retries=0)
+    target = ["--snakefile", str(REPO / "Snakefile"), "results/tiny/base"]
+    run = slurm.snakemake(tmp_path, profile, *target)
+    checkpoints = tmp_path / "results" / "tiny" / "checkpoints" / "base"
+    deadline = time.monotonic() + 600
+    while not list(checkpoints.glob("step-*")):
+        assert run.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.5)
+    slurm.run("scancel", f"--partition={slurm.partition}")
+    out, _ = run.communicate(timeout=240)
+    assert run.returncode != 0, out[-3000:]
+    assert not (tmp_path / "results" / "tiny" / "base").exists()
+    done = finish(slurm.snakemake(tmp_path, profile, *target), timeout=600)
+    log = (tmp_path / "logs" / "tiny" / "base_model.log").read_text()
+    assert f"resumed from {checkpoints.relative_to(tmp_path)} at step" in log, done[-3000:]
+    assert (tmp_path / "results" / "tiny" / "base" / "model.safetensors").exists()

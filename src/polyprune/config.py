@@ -72,8 +72,8 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError("config key tokenizer.source: train a tokenizer on local text only")
     if config["corpus"]["source"] != "synthetic" and not config["corpus"].get("path"):
         raise ConfigError("config key corpus.path: missing (needed for cc100 and text corpora)")
-    if config["corpus"]["source"] == "synthetic" and "world" not in config:
-        raise ConfigError("config key world: missing (needed for the synthetic corpus)")
+    if config["corpus"]["source"] == "synthetic":
+        _check_world(config)
     if scratch and config["model"]["shape"]["max_positions"] < config["data"]["seq_len"] + 2:
         raise ConfigError("config key model.shape.max_positions: must be at least seq_len + 2")
     finetune = config.get("finetune")
@@ -87,6 +87,19 @@ def _check_semantics(config: dict) -> None:
         t = config.get(key)
         if t and t["batch_size"] % t["micro_batch_size"]:
             raise ConfigError(f"config key {key}.batch_size: not a multiple of micro_batch_size")
+
+
+def _check_world(config: dict) -> None:
+    from polyprune.synth import World
+
+    if "world" not in config:
+        raise ConfigError("config key world: missing (needed for the synthetic corpus)")
+    try:
+        World.from_config(config["world"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"config key world: {e}") from e
+    if config["world"]["source"] != config["source_language"]:
+        raise ConfigError("config key source_language: must be the world's source language")
 
 
 def load(path: str | Path) -> dict:

@@ -10,4 +10,5 @@ with job(snakemake) as settings:
         settings.get("world"),
         snakemake.output[0],
         settings["identity"],
+        snakemake.params.languages,
     )

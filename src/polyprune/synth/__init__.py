@@ -3,7 +3,6 @@
 See docs/demo-world.md for its design and the `world:` config block.
 """
 
-from .tasks import LABELS, TASK_TYPES
 from .world import World
 
-__all__ = ["LABELS", "TASK_TYPES", "World"]
+__all__ = ["World"]

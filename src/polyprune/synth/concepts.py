@@ -105,11 +105,6 @@ def fits(concept_or_kind: str, allowed: str) -> bool:
     return concept_or_kind in allowed_set or KIND_OF.get(concept_or_kind) in allowed_set
 
 
-def nouns_for(allowed: str) -> list[str]:
-    """The noun concepts that may fill a slot (named entities excluded)."""
-    return [noun for noun in KIND_OF if fits(noun, allowed)]
-
-
 def adjectives_for(noun: str) -> list[str]:
     kind = KIND_OF.get(noun, noun)
     return [adj for adj, kinds in ADJECTIVES.items() if kind in kinds.split()]

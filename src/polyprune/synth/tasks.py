@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from polyprune.tasks.spec import LABELS
+
 from .concepts import VERBS, fits
 from .meaning import (
     NP,
@@ -29,28 +31,6 @@ from .meaning import (
 )
 from .realise import Style, Token, random_style, render
 
-UPOS_TAGS = (
-    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
-    "PUNCT", "SCONJ", "SYM", "VERB", "X",
-)  # fmt: skip
-LABELS = {
-    "xnli": ("entailment", "neutral", "contradiction"),
-    "pawsx": ("different", "paraphrase"),
-    "udpos": UPOS_TAGS,
-    "panx": ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"),
-}
-TASK_TYPES = {
-    "xnli": "pair",
-    "pawsx": "pair",
-    "udpos": "token",
-    "panx": "token",
-    "squad": "qa",
-    "xquad": "qa",
-    "mlqa": "qa",
-    "tydiqa": "qa",
-    "bucc": "mining",
-    "tatoeba": "retrieval",
-}
 SPLITS = {
     "xnli": ("train", "validation", "test"),
     "pawsx": ("train", "validation", "test"),
@@ -363,11 +343,11 @@ def bucc_records(world, task: str, split: str, lang: str) -> list[dict]:
                 texts[side].append(pair[side])
     for half, side in enumerate(texts):
         while len(texts[side]) < n:
-            if rng.random() < 0.5:
-                clause = sampler.clause(0.4)
-            else:
+            if gold[half::2] and rng.random() < 0.5:
                 near = rng.choice(gold[half::2])
                 clause = rng.choice(contradictions(near, sampler) + other_patient(near, sampler))
+            else:
+                clause = sampler.clause(0.4)
             text = _say(realisers[side], rng, clause)
             if text not in texts[side]:
                 texts[side].append(text)

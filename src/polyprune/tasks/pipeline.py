@@ -16,8 +16,13 @@ MANIFEST = "manifest.json"
 # ---- task data --------------------------------------------------------------------------------
 
 
-def prepare_task(task: str, tasks_cfg: dict, world_cfg: dict | None, out_dir, identity: dict):
-    """Write a task's normalised records (docs/tasks.md) and its manifest."""
+def prepare_task(
+    task: str, tasks_cfg: dict, world_cfg: dict | None, out_dir, identity: dict, study: list[str]
+):
+    """Write a task's normalised records (docs/tasks.md) and its manifest, for the languages of
+    the study (`study`): the hub's language codes are mapped onto the study's (e.g. XTREME's
+    zh onto CC-100's zh-Hans, `tasks.language_codes`), and languages outside it are dropped and
+    listed in the manifest."""
     if tasks_cfg["source"] == "synthetic":
         from polyprune.synth import World
 
@@ -35,16 +40,26 @@ def prepare_task(task: str, tasks_cfg: dict, world_cfg: dict | None, out_dir, id
         source = sources.TaskSource.from_config(tasks_cfg)
         source_lang = sources.SOURCE_LANG
         mode = "translate-train-all"  # the widest: zero-shot reads the source language's file
-        langs = {split: sources.task_languages(task, split, source, mode) for split in SPLITS}
+        rename = study_codes(tasks_cfg.get("language_codes"))
+        langs = {
+            split: [
+                rename.get(lang, lang) for lang in sources.task_languages(task, split, source, mode)
+            ]
+            for split in SPLITS
+        }
+        hub_code = {ours: theirs for theirs, ours in rename.items()}
 
         def load(split, lang):
-            return sources.load_task_split(task, split, lang, source)
+            records = sources.load_task_split(task, split, hub_code.get(lang, lang), source)
+            return [{**r, "lang": lang} for r in records]
 
         origin = {
             f"{split}/{lang}": sources.describe_origin(task, split, lang, source)
             for split, ls in langs.items()
             for lang in ls
         }
+    dropped = sorted({lang for ls in langs.values() for lang in ls if lang not in study})
+    langs = {split: [lang for lang in ls if lang in study] for split, ls in langs.items()}
     counts = {}
     with atomic_dir(out_dir) as tmp:
         for split, split_langs in langs.items():
@@ -59,10 +74,25 @@ def prepare_task(task: str, tasks_cfg: dict, world_cfg: dict | None, out_dir, id
             "source_lang": source_lang,
             "splits": {split: ls for split, ls in langs.items() if ls},
             "counts": counts,
+            "dropped_languages": dropped,
             "origin": origin,
             "provenance": provenance(identity),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def study_codes(table: str | None) -> dict[str, str]:
+    """XTREME's language codes -> the study's (CC-100's), from the table's `xtreme` column."""
+    if not table:
+        return {}
+    import csv
+
+    from polyprune.config import ROOT
+
+    path = Path(table) if Path(table).is_absolute() else ROOT / table
+    with open(path, newline="") as fh:
+        rows = csv.DictReader(fh, delimiter="\t")
+        return {r["xtreme"]: r["code"] for r in rows if r["xtreme"] and r["xtreme"] != r["code"]}
 
 
 def write_records(path: Path, records) -> None:

@@ -1,0 +1,101 @@
+"""The whole DAG end to end on a tiny configuration (tests/configs/tiny.yaml)."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from polyprune.model import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+CELLS = ["dense", "gradient-shared-s50", "gradient-nonshared-s50"]
+LANGS = ["qaa", "qba", "qca"]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        Path(sys.executable).with_name("snakemake"),
+        "--snakefile", ROOT / "Snakefile",
+        "--directory", workdir,
+        "--configfile", TINY,
+        "--cores", "2",
+        *args,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    done = snakemake(workdir)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return workdir / "results" / "tiny"
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_cells_are_pruned_to_the_target_and_load_back(study):
+    for cell in CELLS[1:]:
+        gates = read(study / "cells" / cell / "gates.json")
+        for gate_set in gates["gate_sets"].values():
+            assert gate_set["encoder_sparsity"] == 0.5
+    assert set(read(study / "cells/gradient-nonshared-s50/gates.json")["gate_sets"]) == set(LANGS)
+    models = {cell: load_model(study / "cells" / cell / "pruned") for cell in CELLS}
+    count = {
+        cell: read(study / "cells" / cell / "params.json")["stored"]["total"] for cell in CELLS
+    }
+    assert count["gradient-shared-s50"] < count["dense"] == count["gradient-nonshared-s50"]
+    assert models["gradient-shared-s50"].gate_table is None  # physically pruned
+    table = models["gradient-nonshared-s50"].gate_table
+    flat = [torch.cat([*g.heads, *g.ffn], dim=1) for g in map(table.select, range(len(LANGS)))]
+    assert not all(torch.equal(flat[0], other) for other in flat[1:])
+
+
+@pytest.mark.slow
+def test_mlm_results_per_language_with_provenance(study):
+    for cell in CELLS:
+        result = read(study / "cells" / cell / "mlm.json")
+        assert set(result["loss"]) == set(LANGS)
+        for losses in result["loss"].values():
+            assert 0 < losses["after"] < 20 and 0 < losses["before"] < 20
+        prov = result["provenance"]
+        assert prov["run"] == "tiny" and len(prov["config_digest"]) == 64
+        assert prov["code_version"] and prov["packages"]["torch"]
+        assert all(len(digest) == 64 for digest in prov["inputs"].values())
+
+
+@pytest.mark.slow
+def test_table1_has_every_cell_task_and_mode(study):
+    with open(study / "tables" / "table1.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["mode"], r["model"]) for r in rows] == [
+        (mode, cell) for mode in ("zero-shot", "translate-train-all") for cell in CELLS
+    ]
+    for row in rows:
+        assert all(row[t] != "-" for t in ("XNLI", "NER", "XQuAD", "MLQA", "BUCC", "Tatoeba"))
+    text = (study / "tables" / "table1.md").read_text()
+    assert "Chance levels" in text and "gradient-nonshared-s50" in text
+    selected = read(study / "finetune/dense/xnli/zero-shot/selected.json")
+    assert {p["lr"] for p in selected["grid"]} == {0.001, 0.0003}
+    assert selected["selection"]["on"] == "source"
+
+
+@pytest.mark.slow
+def test_nothing_left_to_do_and_a_damaged_shard_is_named(study):
+    workdir = study.parents[1]
+    assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+    shard = study / "shards" / "qba" / "train.npy"
+    shard.write_bytes(shard.read_bytes()[:-64])
+    model = study / "cells" / "dense" / "model"
+    done = snakemake(workdir, "--forcerun", "pretrain", str(model))
+    assert done.returncode != 0
+    assert "shards/qba/train.npy" in done.stderr + done.stdout
+    assert not model.exists()  # no half-written output
