@@ -19,9 +19,7 @@ def grid(mode):
 
 def finetune_tasks(wildcards):
     """The task folders a fine-tuning job reads: its training set and the tasks it serves."""
-    return list(
-        dict.fromkeys([wildcards.train_set, *evaluated_by(wildcards.train_set, TASKS)])
-    )
+    return list(dict.fromkeys([wildcards.train_set, *evaluated_by(wildcards.train_set, TASKS)]))
 
 
 rule prepare_task:
@@ -33,6 +31,7 @@ rule prepare_task:
         "../envs/data.yaml"
     params:
         settings=settings("tasks", "world"),
+        languages=LANGS,
     script:
         "../workflow/scripts/prepare_task.py"
 

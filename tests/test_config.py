@@ -43,6 +43,8 @@ def broken(edit):
         (lambda c: c.update(source_language="qab"), "source_language"),
         (lambda c: c["pruning"].update(typo=1), "pruning"),
         (lambda c: c["pretraining"].update(micro_batch_size=5), "pretraining.batch_size"),
+        (lambda c: c["finetune"]["max_length"].update(qa=128), "finetune.max_length.qa"),
+        (lambda c: c["model"]["shape"].update(init_std=0), "model.shape.init_std"),
     ],
 )
 def test_invalid_config_names_the_key_in_one_line(edit, key):
@@ -61,7 +63,10 @@ def test_workflow_stops_before_any_job_on_a_bad_config(tmp_path):
     snakemake = Path(sys.executable).with_name("snakemake")
     done = subprocess.run(
         [snakemake, "-n", "--cores", "1", "--configfile", path],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     assert done.stderr.splitlines() == [

@@ -57,6 +57,17 @@ def test_state_dict_round_trips_into_transformers():
     assert diff[mask.bool()].abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("std", [0.02, 0.05])
+def test_initialisation_follows_init_std(std):
+    torch.manual_seed(0)
+    model = MaskedLM(ModelConfig.from_hf(XLMRobertaConfig(**TINY_HF, initializer_range=std)))
+    weights = torch.cat(
+        [model.embed.tokens.weight[2:].flatten(), model.layers[0].ffn_up.weight.flatten()]
+    )
+    assert weights.std().item() == pytest.approx(std, rel=0.05)
+    assert model.embed.tokens.weight[1].abs().max() == 0  # the padding embedding
+
+
 def test_mlm_loss_matches_full_logits():
     torch.manual_seed(2)
     model = MaskedLM(ModelConfig(vocab_size=50, hidden=16, layers=2, heads=2, ffn=24, head_dim=8))

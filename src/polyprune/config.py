@@ -77,6 +77,14 @@ def _check_semantics(config: dict) -> None:
     if scratch and config["model"]["shape"]["max_positions"] < config["data"]["seq_len"] + 2:
         raise ConfigError("config key model.shape.max_positions: must be at least seq_len + 2")
     finetune = config.get("finetune")
+    if scratch and finetune:
+        limit = config["model"]["shape"]["max_positions"] - 2
+        for kind in ("pair", "token", "qa"):
+            if finetune["max_length"][kind] > limit:
+                raise ConfigError(
+                    f"config key finetune.max_length.{kind}: at most model.shape.max_positions"
+                    f" - 2 = {limit}"
+                )
     if finetune and "tasks" not in config:
         raise ConfigError("config key tasks: missing (needed for finetune)")
     for mode in finetune["modes"] if finetune else []:

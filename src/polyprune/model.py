@@ -13,6 +13,7 @@ import json
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -49,6 +50,7 @@ class ModelConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.1
     emb_rank: int | None = None
+    init_std: float = 0.02  # transformers' initializer_range
     gate_sets: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -83,6 +85,7 @@ class ModelConfig:
             layer_norm_eps=hf.layer_norm_eps,
             dropout=hf.hidden_dropout_prob,
             attention_dropout=hf.attention_probs_dropout_prob,
+            init_std=hf.initializer_range,
         )
 
 
@@ -203,7 +206,7 @@ class MaskedLM(nn.Module):
         self.gate_table = (
             GateTable(cfg.gate_sets, cfg.heads, cfg.ffn, cfg.emb_rank) if cfg.gate_sets else None
         )
-        self.apply(_init_weights)
+        self.apply(partial(_init_weights, std=cfg.init_std))
 
     def gates_for(self, gate_set=None) -> Gates | None:
         """The stored gates of `gate_set` (a name, an index, or a (B,) tensor of indices)."""
@@ -252,14 +255,14 @@ class MaskedLM(nn.Module):
         return F.cross_entropy(logits, labels[selected])
 
 
-def _init_weights(module: nn.Module) -> None:
-    # As XLM-R: N(0, 0.02) weights, zero biases, the padding embedding zero.
+def _init_weights(module: nn.Module, std: float) -> None:
+    # As XLM-R: N(0, std) weights, zero biases, the padding embedding zero.
     if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, std=0.02)
+        nn.init.normal_(module.weight, std=std)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, std=0.02)
+        nn.init.normal_(module.weight, std=std)
         if module.padding_idx is not None:
             nn.init.zeros_(module.weight[module.padding_idx])
     elif isinstance(module, nn.LayerNorm):

@@ -76,6 +76,7 @@ def scratch_model(shape: dict, tokenizer_dir) -> MaskedLM:
         pad_id=tok.pad_token_id,
         dropout=shape.get("dropout", 0.1),
         attention_dropout=shape.get("dropout", 0.1),
+        init_std=shape.get("init_std", 0.02),
     )
     return MaskedLM(cfg)
 
