@@ -6,7 +6,7 @@ import sys
 # polyprune runs from this checkout, whether or not it is installed in the job's environment
 SRC = f"{workflow.basedir}/src"
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
@@ -101,3 +101,53 @@ def study_outputs():
     if config.get("finetune"):
         outputs.append(f"{OUT}/tables/table1.md")
     return outputs
+
+
+def cell_scores(wildcards):
+    """Importance files a cell's gates come from: all languages together (shared) or one per
+    language (non-shared)."""
+    spec = polyconfig.parse_cell(wildcards.cell)
+    if spec.setting == "shared":
+        return {"shared": f"{OUT}/importance/{ALL}.safetensors"}
+    return {lang: f"{OUT}/importance/{lang}.safetensors" for lang in LANGS}
+
+
+# ---- fine-tuning and Table 1 ----
+FINETUNE = config.get("finetune")
+TASKS = FINETUNE["tasks"] if FINETUNE else []
+TRAIN_SETS = training_sets(TASKS)
+NEEDED_TASKS = list(dict.fromkeys([*TRAIN_SETS, *TASKS]))
+
+
+wildcard_constraints:
+    task=_choice(NEEDED_TASKS),
+    train_set=_choice(TRAIN_SETS),
+    mode=_choice(MODES),
+    lr="[0-9.e+-]+",
+    epochs="[0-9]+",
+
+
+def grid(mode):
+    points = FINETUNE["grid"][mode]
+    return [(f"{lr:g}", epochs) for lr in points["lr"] for epochs in points["epochs"]]
+
+
+def finetune_tasks(wildcards):
+    """The task folders a fine-tuning job reads: its training set and the tasks it serves."""
+    return list(dict.fromkeys([wildcards.train_set, *evaluated_by(wildcards.train_set, TASKS)]))
+
+
+def table1_inputs():
+    selected = [
+        f"{OUT}/finetune/{cell}/{train_set}/{mode}/selected.json"
+        for cell in CELLS
+        for train_set in TRAIN_SETS
+        for mode in FINETUNE["modes"]
+    ]
+    retrieval = [
+        f"{OUT}/finetune/{cell}/{task}/retrieval.json"
+        for cell in CELLS
+        for task in TASKS
+        if task in RETRIEVAL_TASKS
+    ]
+    return selected + retrieval

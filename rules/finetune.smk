@@ -1,27 +1,3 @@
-FINETUNE = config.get("finetune")
-TASKS = FINETUNE["tasks"] if FINETUNE else []
-TRAIN_SETS = training_sets(TASKS)
-NEEDED_TASKS = list(dict.fromkeys([*TRAIN_SETS, *TASKS]))
-
-
-wildcard_constraints:
-    task=_choice(NEEDED_TASKS),
-    train_set=_choice(TRAIN_SETS),
-    mode=_choice(MODES),
-    lr="[0-9.e+-]+",
-    epochs="[0-9]+",
-
-
-def grid(mode):
-    points = FINETUNE["grid"][mode]
-    return [(f"{lr:g}", epochs) for lr in points["lr"] for epochs in points["epochs"]]
-
-
-def finetune_tasks(wildcards):
-    """The task folders a fine-tuning job reads: its training set and the tasks it serves."""
-    return list(dict.fromkeys([wildcards.train_set, *evaluated_by(wildcards.train_set, TASKS)]))
-
-
 rule prepare_task:
     output:
         directory(f"{OUT}/tasks/{{task}}"),

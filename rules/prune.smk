@@ -1,12 +1,3 @@
-def cell_scores(wildcards):
-    """Importance files a cell's gates come from: all languages together (shared) or one per
-    language (non-shared)."""
-    spec = polyconfig.parse_cell(wildcards.cell)
-    if spec.setting == "shared":
-        return {"shared": f"{OUT}/importance/{ALL}.safetensors"}
-    return {lang: f"{OUT}/importance/{lang}.safetensors" for lang in LANGS}
-
-
 rule prune:
     input:
         unpack(cell_scores),

@@ -1,19 +1,3 @@
-def table1_inputs():
-    selected = [
-        f"{OUT}/finetune/{cell}/{train_set}/{mode}/selected.json"
-        for cell in CELLS
-        for train_set in TRAIN_SETS
-        for mode in FINETUNE["modes"]
-    ]
-    retrieval = [
-        f"{OUT}/finetune/{cell}/{task}/retrieval.json"
-        for cell in CELLS
-        for task in TASKS
-        if task in RETRIEVAL_TASKS
-    ]
-    return selected + retrieval
-
-
 rule chance:
     input:
         [f"{OUT}/tasks/{task}" for task in TASKS],
