@@ -22,19 +22,13 @@ from polyprune.tasks.heads import LanguageCoverageError, Lengths, coverage_probl
 from polyprune.tasks.qa import make_windows
 from polyprune.tasks.retrieval import retrieval_scores
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SYLLABLES = ["ka", "lo", "mi", "ru", "te", "su", "no", "pa", "vi", "de"]
 WORDS = [a + b for a in SYLLABLES for b in SYLLABLES]
 PERSONS, PLACES = WORDS[20:30], WORDS[30:40]  # told apart by the first syllable
 YES, NO, MARKER = "zum", "pax", "qix"
 LENGTHS = Lengths(pair=64, token=64, qa=32, qa_stride=12)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

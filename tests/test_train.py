@@ -29,6 +29,8 @@ from polyprune.train import (
     train_mlm,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = 48  # the tiny tokenizer's size; <mask> is the last id
 LANGS = ("aa", "bb")
@@ -135,15 +137,6 @@ def run(world, ckpt: Path, stop_after=None, **changes) -> tuple[MaskedLM, list]:
     s = TrainSettings(**{**SETTINGS, **changes})
     records = train_mlm(model, shard_set(world), s, ckpt, log=lambda _: None, stop_after=stop_after)
     return model, records
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
