@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ import torch
 from polyprune.config import sampling_probs
 from polyprune.errors import DataError
 from polyprune.io import atomic_file, file_digest, read_json, write_json
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 SPLITS = ("eval", "importance", "train")
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")  # ids 0-3, as XLM-R; <mask> is the last id
@@ -54,8 +58,6 @@ def copy_lines(lines: Iterable[str], path: Path, max_chars: int | None = None) -
 def train_tokenizer(corpus_files: list[Path], vocab_size: int, out_dir: Path) -> None:
     """A SentencePiece-style unigram tokenizer with XLM-R's special tokens and layout."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
@@ -66,13 +68,22 @@ def train_tokenizer(corpus_files: list[Path], vocab_size: int, out_dir: Path) ->
     )
     tok.train([str(f) for f in corpus_files], trainer)
     tok.add_special_tokens(["<mask>"])
+    xlmr_layout(tok).save_pretrained(str(out_dir))
+
+
+def xlmr_layout(tok) -> PreTrainedTokenizerFast:
+    """`tok` (a tokenizers.Tokenizer holding XLM-R's special tokens) wrapped for transformers,
+    with XLM-R's sequence templates: `<s> A </s>` and `<s> A </s> </s> B </s>`."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
     bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
     tok.post_processor = TemplateProcessing(
         single="<s> $A </s>",
         pair="<s> $A </s> </s> $B </s>",
         special_tokens=[("<s>", bos), ("</s>", eos)],
     )
-    fast = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",
         eos_token="</s>",
@@ -82,7 +93,6 @@ def train_tokenizer(corpus_files: list[Path], vocab_size: int, out_dir: Path) ->
         pad_token="<pad>",
         mask_token="<mask>",
     )
-    fast.save_pretrained(str(out_dir))
 
 
 def load_tokenizer(path: str, revision: str | None = None):
