@@ -127,9 +127,8 @@ wildcard_constraints:
     epochs="[0-9]+",
 
 
-def grid(mode):
-    points = FINETUNE["grid"][mode]
-    return [(f"{lr:g}", epochs) for lr in points["lr"] for epochs in points["epochs"]]
+def grid(train_set, mode):
+    return [(f"{lr:g}", ep) for lr, ep in polyconfig.grid_points(FINETUNE, train_set, mode)]
 
 
 def finetune_tasks(wildcards):

@@ -35,7 +35,7 @@ rule select:
     input:
         lambda wildcards: [
             f"{OUT}/finetune/{wildcards.cell}/{wildcards.train_set}/{wildcards.mode}/lr{lr}-ep{ep}.json"
-            for lr, ep in grid(wildcards.mode)
+            for lr, ep in grid(wildcards.train_set, wildcards.mode)
         ],
     output:
         f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/selected.json",

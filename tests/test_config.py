@@ -45,6 +45,11 @@ def broken(edit):
         (lambda c: c["pretraining"].update(micro_batch_size=5), "pretraining.batch_size"),
         (lambda c: c["finetune"]["max_length"].update(qa=128), "finetune.max_length.qa"),
         (lambda c: c["model"]["shape"].update(init_std=0), "model.shape.init_std"),
+        (lambda c: c["finetune"].update(task_grid={"bucc": {}}), "finetune.task_grid"),
+        (
+            lambda c: c["finetune"].update(task_grid={"xnli": {"zero-shot": {"epochs": [0]}}}),
+            "finetune.task_grid.xnli.zero-shot.epochs[0]",
+        ),
     ],
 )
 def test_invalid_config_names_the_key_in_one_line(edit, key):
@@ -73,6 +78,20 @@ def test_workflow_stops_before_any_job_on_a_bad_config(tmp_path):
         "polyprune: config key pruning.algorithms[0]: 'magic' is not one of ['gradient']"
     ]
     assert not (ROOT / "results" / "bad-config").exists()
+
+
+def test_task_grid_replaces_the_lists_it_sets():
+    finetune = {
+        "grid": {"zero-shot": {"lr": [1e-5, 2e-5], "epochs": [5, 10]}},
+        "task_grid": {"xnli": {"zero-shot": {"epochs": [2]}}},
+    }
+    assert pc.grid_points(finetune, "xnli", "zero-shot") == [(1e-5, 2), (2e-5, 2)]
+    assert pc.grid_points(finetune, "udpos", "zero-shot") == [
+        (1e-5, 5),
+        (1e-5, 10),
+        (2e-5, 5),
+        (2e-5, 10),
+    ]
 
 
 def test_cell_names_round_trip():

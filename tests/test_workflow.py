@@ -85,6 +85,8 @@ def test_table1_has_every_cell_task_and_mode(study):
     assert "Chance levels" in text and "gradient-nonshared-s50" in text
     selected = read(study / "finetune/dense/xnli/zero-shot/selected.json")
     assert {p["lr"] for p in selected["grid"]} == {0.001, 0.0003}
+    paws = read(study / "finetune/dense/pawsx/zero-shot/selected.json")
+    assert [p["lr"] for p in paws["grid"]] == [0.001]  # finetune.task_grid
     assert selected["selection"]["on"] == "source"
 
 

@@ -225,6 +225,16 @@ def step_settings(config: dict, *sections: str) -> dict:
     return {**chosen, "identity": identity(config, chosen)}
 
 
+def grid_points(finetune: dict, train_set: str, mode: str) -> list[tuple[float, int]]:
+    """The (lr, epochs) points of a training set in a mode: `finetune.grid`, with the lists that
+    `finetune.task_grid.<train_set>.<mode>` sets in their place."""
+    points = {
+        **finetune["grid"][mode],
+        **finetune.get("task_grid", {}).get(train_set, {}).get(mode, {}),
+    }
+    return [(lr, epochs) for lr in points["lr"] for epochs in points["epochs"]]
+
+
 def cells(config: dict) -> list[str]:
     p = config["pruning"]
     grid = [
