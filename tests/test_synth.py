@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from polyprune.synth import World
+from polyprune.synth.concepts import CONTENT_CONCEPTS
 from polyprune.synth.tasks import BUCC_GOLD_SHARE, SPLITS
 from polyprune.tasks.spec import LABELS, TASK_TYPES
 
@@ -46,6 +47,7 @@ CONFIG = {
 }  # fmt: skip
 SENTENCE_END = re.compile(r"[.?](?= |$)")
 CYRILLIC, GREEK = re.compile("[а-я]"), re.compile("[α-ω]")
+LATIN = re.compile("[A-Za-z]+")
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,29 @@ def test_private_use_codes_families_and_grammar_are_checked():
         World.from_config(config(grammar={"case": "ergative"}))
     with pytest.raises(ValueError, match="splits"):
         World.from_config({**CONFIG, "tasks": {"xquad": {"train": 5}}})
+    with pytest.raises(ValueError, match="codeswitch_rate"):
+        World.from_config({**CONFIG, "codeswitch_rate": 1.5})
+
+
+def test_code_switching_mixes_source_words_into_other_languages():
+    """Cyrillic text takes source-language (Latin) content words, with its own suffixes
+    hyphenated; the source corpus and the task data stay as they were."""
+    monolingual = {**CONFIG, "bilingual_share": 0.0}
+    world = World.from_config(monolingual)
+    switching = World.from_config({**monolingual, "codeswitch_rate": 0.3})
+    source = switching.realiser("qaa").lang
+    source_words = {source.spell(source.word(concept)) for concept in CONTENT_CONCEPTS}
+
+    def latin_stems(lines) -> set[str]:
+        words = " ".join(lines).replace(".", " ").split()
+        return {w.split("-")[0].lower() for w in words if LATIN.fullmatch(w.split("-")[0])}
+
+    plain = latin_stems(world.corpus_lines("qba")) & source_words
+    mixed = latin_stems(switching.corpus_lines("qba")) & source_words
+    assert len(mixed) > 3 * len(plain) + 10
+    assert list(switching.corpus_lines("qaa")) == list(world.corpus_lines("qaa"))
+    task = ("xnli", "test", "qba")
+    assert switching.task_records(*task) == world.task_records(*task)
 
 
 def test_same_seed_same_bytes_in_any_call_order(world):
@@ -104,6 +129,7 @@ def test_same_seed_same_bytes_in_any_call_order(world):
 DIGEST = """
 import hashlib, json, sys
 from polyprune.synth import World
+from polyprune.synth.concepts import CONTENT_CONCEPTS
 world = World.from_config(json.loads(sys.argv[1]))
 digest = hashlib.sha256()
 for lang in world.languages:

@@ -6,7 +6,7 @@ import random
 import zlib
 from dataclasses import dataclass, replace
 
-from .concepts import KIND_OF
+from .concepts import CONTENT_CONCEPTS, KIND_OF
 from .language import Language
 from .meaning import NP, Clause, Entity, Sentence, counted_role
 
@@ -35,10 +35,16 @@ class Style:
     scramble: bool = False  # patient before agent (only where case marks the roles)
     synonym_rate: float = 0.3  # share of concepts said with their second word, if they have one
     synonym_key: int = 0
+    switch_rate: float = 0.0  # share of content concepts said in the source language's word
 
     def synonym(self, concept: str) -> bool:
-        draw = zlib.crc32(f"{self.synonym_key}/{concept}".encode()) / 2**32
-        return draw < self.synonym_rate
+        return self._draw(concept) < self.synonym_rate
+
+    def switched(self, concept: str) -> bool:
+        return concept in CONTENT_CONCEPTS and self._draw(f"switch/{concept}") < self.switch_rate
+
+    def _draw(self, name: str) -> float:
+        return zlib.crc32(f"{self.synonym_key}/{name}".encode()) / 2**32
 
 
 def random_style(rng: random.Random, sentence: Sentence, synonym_rate: float = 0.3) -> Style:
@@ -50,8 +56,9 @@ def random_style(rng: random.Random, sentence: Sentence, synonym_rate: float = 0
 
 
 class Realiser:
-    def __init__(self, lang: Language, entities: dict[str, Entity]):
+    def __init__(self, lang: Language, entities: dict[str, Entity], source: Language):
         self.lang = lang
+        self.source = source  # the language that code-switched words come from
         self.grammar = lang.grammar
         self.entities = entities
 
@@ -122,12 +129,12 @@ class Realiser:
             return [self._word(np.head, "PRON", style, suffixes, slot)]
         if np.is_name:
             return self._name(np.head, suffixes, slot)
-        head = [self.lang.word(np.head, style.synonym(np.head))]
+        markers = []
         if np.plural and (np.count is None or self.grammar.plural == "always"):
-            head.append("PL")
+            markers.append("PL")
         if np.definite and self.grammar.article == "suffix":
-            head.append("DEF")
-        tokens = [Token(self.lang.spell(self.lang.attach(*head, *suffixes)), "NOUN", slot=slot)]
+            markers.append("DEF")
+        tokens = [Token(self._spelled(np.head, style, (*markers, *suffixes)), "NOUN", slot=slot)]
         if np.adj:
             adj = self._word(np.adj, "ADJ", style, slot=slot)
             tokens = [adj, *tokens] if self.grammar.adjective == "pre" else [*tokens, adj]
@@ -149,12 +156,8 @@ class Realiser:
         if entity.org_type:
             native = (lang.word(entity.org_type), lang.script)
             words = [*words, native] if self.grammar.adjective == "pre" else [native, *words]
-        texts = [_upper_first(lang.spell(word, script)) for word, script in words]
-        if suffixes:
-            last, script = words[-1]
-            ending = lang.attach(last, *suffixes)[len(last) :]
-            foreign = script != lang.script and not lang.script.startswith("latin")
-            texts[-1] += ("-" if foreign else "") + lang.spell(ending)
+        texts = [_upper_first(lang.spell(word, script)) for word, script in words[:-1]]
+        texts.append(_upper_first(self._foreign(*words[-1], suffixes)))
         tag = NER_TYPES[entity.kind]
         return [Token(text, "PROPN", f"{'BI'[i > 0]}-{tag}", slot) for i, text in enumerate(texts)]
 
@@ -191,8 +194,25 @@ class Realiser:
         return tokens
 
     def _word(self, concept, upos, style=None, suffixes=(), slot="") -> Token:
-        stem = self.lang.word(concept, style is not None and style.synonym(concept))
-        return Token(self.lang.spell(self.lang.attach(stem, *suffixes)), upos, slot=slot)
+        return Token(self._spelled(concept, style, suffixes), upos, slot=slot)
+
+    def _spelled(self, concept: str, style: Style | None, suffixes: tuple[str, ...]) -> str:
+        lang = self.lang
+        if style is not None and style.switched(concept):
+            return self._foreign(self.source.word(concept), self.source.script, suffixes)
+        stem = lang.word(concept, style is not None and style.synonym(concept))
+        return lang.spell(lang.attach(stem, *suffixes))
+
+    def _foreign(self, stem: str, script: str, suffixes: tuple[str, ...]) -> str:
+        """A word kept in its own script (a name, a code-switched word) with this language's
+        suffixes: joined directly, or with a hyphen in a non-Latin script."""
+        lang = self.lang
+        text = lang.spell(stem, script)
+        ending = lang.attach(stem, *suffixes)[len(stem) :]
+        if not ending:
+            return text
+        hyphen = script != lang.script and not lang.script.startswith("latin")
+        return text + ("-" if hyphen else "") + lang.spell(ending)
 
 
 def render(tokens: list[Token]) -> tuple[str, list[int]]:

@@ -18,11 +18,18 @@ PRIVATE_USE_CODE = re.compile(r"q[a-t][a-z]")  # ISO 639-2 qaa-qtz
 
 class World:
     def __init__(
-        self, seed: int, source: str, languages: dict, tasks: dict, bilingual_share: float = 0.0
+        self,
+        seed: int,
+        source: str,
+        languages: dict,
+        tasks: dict,
+        bilingual_share: float = 0.0,
+        codeswitch_rate: float = 0.0,
     ):
         self.seed = seed
         self.source = source
         self._bilingual_share = bilingual_share
+        self._codeswitch_rate = codeswitch_rate
         self._languages = build_languages(languages, source, seed)
         self._corpus_sentences = {
             code: int(spec["corpus_sentences"]) for code, spec in languages.items()
@@ -30,7 +37,8 @@ class World:
         self._sizes = tasks
         self.entities = draw_entities(seed)
         self._realisers = {
-            code: Realiser(lang, self.entities) for code, lang in self._languages.items()
+            code: Realiser(lang, self.entities, self._languages[source])
+            for code, lang in self._languages.items()
         }
         self._meanings: dict[tuple[str, str], list] = {}
 
@@ -54,7 +62,8 @@ class World:
             world_cfg["source"],
             languages,
             tasks,
-            float(world_cfg.get("bilingual_share", 0.0)),
+            _share(world_cfg, "bilingual_share"),
+            _share(world_cfg, "codeswitch_rate"),
         )
 
     @property
@@ -115,11 +124,17 @@ class World:
         return paragraphs
 
     def _say(self, rng, lang: str, sentence: Sentence, bilingual: bool) -> list[str]:
+        """The sentence in `lang` (then in the source, if bilingual); in a non-source language
+        `codeswitch_rate` of the content words take the source language's word, as web text
+        mixes in words of a dominant language."""
         langs = (lang, self.source) if bilingual else (lang,)
-        return [
-            render(self._realisers[code].sentence(sentence, random_style(rng, sentence)))[0]
-            for code in langs
-        ]
+        texts = []
+        for code in langs:
+            style = random_style(rng, sentence)
+            if code != self.source:
+                style = replace(style, switch_rate=self._codeswitch_rate)
+            texts.append(render(self._realisers[code].sentence(sentence, style))[0])
+        return texts
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -159,3 +174,10 @@ class World:
         if key not in self._meanings:
             self._meanings[key] = make(self.sampler(task, split), self.size(task, split))
         return self._meanings[key]
+
+
+def _share(world_cfg: dict, key: str) -> float:
+    value = world_cfg.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"world {key}: expected a share between 0 and 1, got {value!r}")
+    return float(value)
