@@ -129,7 +129,6 @@ def test_same_seed_same_bytes_in_any_call_order(world):
 DIGEST = """
 import hashlib, json, sys
 from polyprune.synth import World
-from polyprune.synth.concepts import CONTENT_CONCEPTS
 world = World.from_config(json.loads(sys.argv[1]))
 digest = hashlib.sha256()
 for lang in world.languages:

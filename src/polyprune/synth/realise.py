@@ -10,6 +10,7 @@ from .concepts import CONTENT_CONCEPTS, KIND_OF
 from .language import Language
 from .meaning import NP, Clause, Entity, Sentence, counted_role
 
+SWITCHABLE = frozenset(CONTENT_CONCEPTS)
 NER_TYPES = {"person": "PER", "org": "ORG", "city": "LOC"}
 LINK_UPOS = {"AND": "CCONJ", "BUT": "CCONJ", "BECAUSE": "SCONJ"}
 BASE_ORDERS = {
@@ -41,7 +42,9 @@ class Style:
         return self._draw(concept) < self.synonym_rate
 
     def switched(self, concept: str) -> bool:
-        return concept in CONTENT_CONCEPTS and self._draw(f"switch/{concept}") < self.switch_rate
+        if not self.switch_rate or concept not in SWITCHABLE:
+            return False
+        return self._draw(f"switch/{concept}") < self.switch_rate
 
     def _draw(self, name: str) -> float:
         return zlib.crc32(f"{self.synonym_key}/{name}".encode()) / 2**32
