@@ -3,6 +3,7 @@ import os
 import pytest
 import slurm_cluster
 import torch
+from workflow_runs import snakemake, tail
 
 
 @pytest.fixture(scope="module")
@@ -26,3 +27,13 @@ def slurm(tmp_path_factory):
         pytest.skip(reason)
     with slurm_cluster.running(tmp_path_factory.mktemp("slurm")) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The working directory of one finished run of the whole DAG on tests/configs/tiny.yaml,
+    shared by the end-to-end tests; a test that changes files works on `copy_run` of it."""
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    done = snakemake(workdir)
+    assert done.returncode == 0, tail(done)
+    return workdir

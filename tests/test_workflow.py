@@ -2,40 +2,22 @@
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from workflow_runs import copy_run, snakemake
 
 from polyprune.model import load_model
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 CELLS = ["dense", "gradient-shared-s50", "gradient-nonshared-s50"]
 LANGS = ["qaa", "qba", "qca"]
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        Path(sys.executable).with_name("snakemake"),
-        "--snakefile", ROOT / "Snakefile",
-        "--directory", workdir,
-        "--configfile", TINY,
-        "--cores", "2",
-        *args,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    done = snakemake(workdir)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return workdir / "results" / "tiny"
+def study(tiny_run):
+    return tiny_run / "results" / "tiny"
 
 
 def read(path: Path) -> dict:
@@ -94,13 +76,16 @@ def test_table1_has_every_cell_task_and_mode(study):
 
 
 @pytest.mark.slow
-def test_nothing_left_to_do_and_a_damaged_shard_is_named(study):
-    workdir = study.parents[1]
-    assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+def test_nothing_left_to_do_and_a_damaged_shard_is_named(tiny_run, tmp_path):
+    assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    study = workdir / "results" / "tiny"
     shard = study / "shards" / "qba" / "train.npy"
     shard.write_bytes(shard.read_bytes()[:-64])
     model = study / "cells" / "dense" / "model"
-    done = snakemake(workdir, "--forcerun", "pretrain", str(model.relative_to(workdir)))
+    # --force reruns the target's own job and nothing else (`--forcerun RULE...` would swallow
+    # the target as another rule name and rerun every cell's pretraining)
+    done = snakemake(workdir, "--force", str(model.relative_to(workdir)))
     assert done.returncode != 0
     log = workdir / "logs" / "tiny" / "pretrain" / "dense.log"
     assert "shards/qba/train.npy" in log.read_text(), done.stdout[-3000:]
