@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shlex
 import sys
 
 # polyprune runs from this checkout, whether or not it is installed in the job's environment
@@ -54,6 +55,7 @@ PYTHON = (
 
 
 LAUNCH = f"{workflow.basedir}/workflow/scripts/launch.sh"
+CLI = ["-m", "polyprune.cli"]
 
 
 def launcher(wildcards, resources):
@@ -62,8 +64,9 @@ def launcher(wildcards, resources):
     if int(resources.get("nodes", 1)) > 1:
         if "mpi" not in resources.keys():
             raise WorkflowError("a multi-node training job needs the `mpi` resource (srun ...)")
-        return f"{resources.mpi} bash {LAUNCH} gpu {PYTHON} -m polyprune.cli"
-    return f"bash {LAUNCH} {max(1, int(resources.get('gpu', 0)))} {PYTHON} -m polyprune.cli"
+        return f"{resources.mpi} {shlex.join(['bash', LAUNCH, 'gpu', PYTHON, *CLI])}"
+    processes = str(max(1, int(resources.get("gpu", 0))))
+    return shlex.join(["bash", LAUNCH, processes, PYTHON, *CLI])
 
 
 def corpus_location(lang):

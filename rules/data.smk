@@ -68,8 +68,9 @@ if SCRATCH:
             checkpoints=f"{OUT}/checkpoints/base",
         shell:
             "{params.launch} --threads {threads} train --section base_training --init scratch"
-            " --config {params.settings:q} --tokenizer {input.tokenizer} --shards {input.shards}"
-            " --out {output} --checkpoints {params.checkpoints} > {log} 2>&1"
+            " --config {params.settings:q} --tokenizer {input.tokenizer:q}"
+            " --shards {input.shards:q} --out {output:q} --checkpoints {params.checkpoints:q}"
+            " > {log:q} 2>&1"
 
 else:
 
@@ -83,5 +84,5 @@ else:
         params:
             settings=settings("model"),
         shell:
-            "{PYTHON} -m polyprune.cli convert --config {params.settings:q} --out {output}"
-            " > {log} 2>&1"
+            "{PYTHON:q} -m polyprune.cli convert --config {params.settings:q} --out {output:q}"
+            " > {log:q} 2>&1"

@@ -15,5 +15,5 @@ rule importance:
         settings=settings("importance", "data"),
     shell:
         "{params.launch} --threads {threads} importance --config {params.settings:q}"
-        " --model {input.model} --tokenizer {input.tokenizer} --shards {input.shards}"
-        " --out {output} > {log} 2>&1"
+        " --model {input.model:q} --tokenizer {input.tokenizer:q} --shards {input.shards:q}"
+        " --out {output:q} > {log:q} 2>&1"

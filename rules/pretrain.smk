@@ -17,8 +17,9 @@ rule pretrain:
         checkpoints=f"{OUT}/checkpoints/{{cell}}",
     shell:
         "{params.launch} --threads {threads} train --section pretraining"
-        " --config {params.settings:q} --init {input.init} --tokenizer {input.tokenizer}"
-        " --shards {input.shards} --out {output} --checkpoints {params.checkpoints} > {log} 2>&1"
+        " --config {params.settings:q} --init {input.init:q} --tokenizer {input.tokenizer:q}"
+        " --shards {input.shards:q} --out {output:q} --checkpoints {params.checkpoints:q}"
+        " > {log:q} 2>&1"
 
 
 rule export:

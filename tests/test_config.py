@@ -80,6 +80,123 @@ def test_workflow_stops_before_any_job_on_a_bad_config(tmp_path):
     assert not (ROOT / "results" / "bad-config").exists()
 
 
+def broken_paper(edit):
+    cfg = copy.deepcopy(PAPER)
+    edit(cfg)
+    return cfg
+
+
+def text_corpus(cfg):
+    """The paper's config on local text without a language table: any code is a language."""
+    cfg["corpus"] = {"source": "text", "path": "/data/text/{lang}.txt"}
+    cfg["languages"] = ["en", "de"]
+
+
+INJECTION = "qzz$(touch PWNED)"
+
+
+@pytest.mark.parametrize("code", [INJECTION, "en de", "en/../x", "en'", 'de"', "e", "EN"])
+def test_language_codes_are_strict(code):
+    def listed(c):
+        text_corpus(c)
+        c["languages"].append(code)
+
+    def source(c):
+        text_corpus(c)
+        c["source_language"] = code
+
+    for edit, key in [(listed, "languages"), (source, "source_language")]:
+        with pytest.raises(ConfigError, match=f"^config key {key}: .* is not a language code"):
+            pc.validate(broken_paper(edit))
+
+
+def test_every_shipped_language_code_is_admitted():
+    codes = [row.split("\t")[0] for row in (ROOT / "config" / "xlmr-languages.tsv").open()][1:]
+    assert {"zh-Hans", "hi_rom", "my_zaw"} <= set(codes)
+    assert all(pc.LANGUAGE_CODE.fullmatch(code) for code in codes)
+
+
+def test_a_language_table_with_a_bad_code_is_named(tmp_path):
+    table = tmp_path / "languages.tsv"
+    table.write_text(f"code\tgib\ten\t1.0\n{INJECTION}\t1.0\n")
+    cfg = broken_paper(lambda c: c["corpus"].update(languages_table=str(table)))
+    with pytest.raises(ConfigError, match=r"^config key corpus\.languages_table: .*languages\.tsv"):
+        pc.validate(cfg)
+
+
+def test_a_world_language_code_must_be_private_use():
+    cfg = broken(lambda c: c["world"]["languages"].update({INJECTION: {"family": "aldic"}}))
+    with pytest.raises(ConfigError, match=r"^config key world: "):
+        pc.validate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["tasks"]["sizes"].update(xnlx={"train": 10}), "tasks.sizes.xnlx"),
+        (lambda c: c["tasks"]["sizes"]["xquad"].update(train=10), "tasks.sizes.xquad.train"),
+        (lambda c: c["tasks"]["sizes"]["xnli"].update(dev=10), "tasks.sizes.xnli.dev"),
+        (lambda c: c["tasks"]["sizes"]["xnli"].update(train=-1), "tasks.sizes.xnli.train"),
+        (lambda c: c["tasks"]["sizes"]["xnli"].update(train=2.5), "tasks.sizes.xnli.train"),
+        (lambda c: c["tasks"]["sizes"]["xnli"].update(test="many"), "tasks.sizes.xnli.test"),
+        (lambda c: c["tasks"]["sizes"].update(bucc=200), "tasks.sizes.bucc"),
+        (lambda c: c["finetune"].update(retrieval_layer=5), "finetune.retrieval_layer"),
+        (lambda c: c["model"]["shape"].update(heads=3), "model.shape.heads"),
+        (lambda c: c["base_training"].update(warmup_steps=2401), "base_training.warmup_steps"),
+        (lambda c: c["pretraining"].update(warmup_steps=201), "pretraining.warmup_steps"),
+    ],
+)
+def test_demo_config_checks_name_the_key(edit, key):
+    with pytest.raises(ConfigError) as info:
+        pc.validate(broken(edit))
+    assert str(info.value).startswith(f"config key {key}:")
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["finetune"].update(retrieval_layer=13), "finetune.retrieval_layer"),
+        (lambda c: c["corpus"].update(path="/data/cc100/all.txt.xz"), "corpus.path"),
+        (lambda c: c["corpus"].update(path="/data/{{lang}}.txt.xz"), "corpus.path"),
+        (lambda c: c["corpus"].update(path="/data/{language}.txt.xz"), "corpus.path"),
+        (lambda c: c["corpus"].update(path="/data/{lang}-{0}.txt.xz"), "corpus.path"),
+        (lambda c: c["corpus"].update(languages_table="/no/such.tsv"), "corpus.languages_table"),
+    ],
+)
+def test_paper_config_checks_name_the_key(edit, key):
+    with pytest.raises(ConfigError) as info:
+        pc.validate(broken_paper(edit))
+    assert str(info.value).startswith(f"config key {key}:")
+
+
+def test_checks_admit_the_edge_values():
+    pc.validate(broken(lambda c: c["finetune"].update(retrieval_layer=4)))
+    pc.validate(broken(lambda c: c["pretraining"].update(warmup_steps=200)))
+    pc.validate(broken(lambda c: c["tasks"]["sizes"]["xnli"].update(validation=0)))
+    pc.validate(broken_paper(lambda c: c["finetune"].update(retrieval_layer=12)))
+    pc.validate(broken_paper(lambda c: c["model"].update(base="/models/my-xlmr")))
+
+
+def test_an_injected_language_code_stops_the_workflow_before_any_job(tmp_path):
+    from workflow_runs import TINY, snakemake
+
+    bad = yaml.safe_load(TINY.read_text())
+    bad["languages"] = ["qaa", INJECTION]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    done = snakemake(workdir, "-n", configfile=path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"polyprune: config key languages: {INJECTION!r} is not a language code (e.g. en, zh-Hans,"
+        " hi_rom)"
+    ]
+    assert not list(tmp_path.rglob("PWNED"))
+    assert not (workdir / "results").exists()
+
+
 def test_task_grid_replaces_the_lists_it_sets():
     finetune = {
         "grid": {"zero-shot": {"lr": [1e-5, 2e-5], "epochs": [5, 10]}},

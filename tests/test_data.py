@@ -1,4 +1,6 @@
+import json
 import lzma
+import shutil
 
 import numpy as np
 import pytest
@@ -112,3 +114,28 @@ def test_shard_batches_are_a_function_of_seed_and_step(tmp_path, tokenizer):
     langs = [first.batch(0, step, 0, 0, 1)[0] for step in range(2000)]
     expected = (1000 / 1010) ** 0.3 / ((1000 / 1010) ** 0.3 + (10 / 1010) ** 0.3)
     assert langs.count("xa") / len(langs) == pytest.approx(expected, abs=0.03)
+
+
+def corrupt_tokenizer(directory, damage: str):
+    tokenizer_json = directory / "tokenizer.json"
+    if damage == "missing folder":
+        shutil.rmtree(directory)
+    elif damage == "missing file":
+        tokenizer_json.unlink()
+    elif damage == "truncated":
+        tokenizer_json.write_bytes(tokenizer_json.read_bytes()[:500])
+    else:  # valid JSON that the tokenizers library (Rust) cannot read
+        spec = json.loads(tokenizer_json.read_text())
+        spec["model"]["type"] = "Bogus"
+        tokenizer_json.write_text(json.dumps(spec))
+
+
+@pytest.mark.parametrize("damage", ["missing folder", "missing file", "truncated", "bad model"])
+def test_a_damaged_tokenizer_is_named(tokenizer, tmp_path, damage):
+    directory = tmp_path / "tok"
+    tokenizer.save_pretrained(str(directory))
+    corrupt_tokenizer(directory, damage)
+    with pytest.raises(DataError) as info:
+        data.load_tokenizer(str(directory))
+    message = str(info.value)
+    assert message.startswith(f"{directory}: ") and "\n" not in message

@@ -1,3 +1,6 @@
+import hashlib
+import json
+
 import pytest
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
@@ -109,3 +112,33 @@ def test_our_parameter_count_matches_transformers():
     ours = MaskedLM(ModelConfig.from_hf(hf_cfg))
     hf = XLMRobertaForMaskedLM(hf_cfg)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in hf.parameters())
+
+
+def small_checkpoint(directory) -> MaskedLM:
+    torch.manual_seed(0)
+    model = MaskedLM(ModelConfig(vocab_size=50, hidden=16, layers=1, heads=2, ffn=8, head_dim=8))
+    save_model(model, directory)
+    return model.eval()
+
+
+def test_random_bytes_in_the_weights_are_refused(tmp_path):
+    small_checkpoint(tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert meta["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    damaged = bytearray(weights.read_bytes())
+    damaged[-16:] = b"\xff" * 16  # tensor data (NaNs), the header stays valid
+    weights.write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: sha256 differs") as info:
+        load_model(tmp_path / "ckpt")
+    assert str(weights) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_checkpoint_without_a_digest_still_loads(tmp_path):
+    model = small_checkpoint(tmp_path / "ckpt")
+    config = tmp_path / "ckpt" / "config.json"
+    meta = json.loads(config.read_text())
+    del meta["weights_sha256"]
+    config.write_text(json.dumps(meta))
+    ids, mask = tiny_batch(vocab=50)
+    assert torch.equal(model(ids, mask), load_model(tmp_path / "ckpt").eval()(ids, mask))

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from polyprune.errors import ConfigError
+from polyprune.errors import ConfigError, DataError
+from polyprune.tasks.pipeline import read_records, write_records
 from polyprune.tasks.sources import (
     TaskDataError,
     TaskSource,
@@ -459,3 +460,17 @@ def test_a_missing_split_lists_the_splits_there(tmp_path):
     source = one_config_snapshot(tmp_path, "PAN-X.de", PANX, [row], "test")
     with pytest.raises(TaskDataError, match=r"split 'validation'\): no such split; .*\['test'\]"):
         load_task_split("panx", "validation", "de", source)
+
+
+@pytest.mark.parametrize(
+    ("damage", "line"),
+    [(b'{"text": "cut', 2), (b"\xff\xfe\x00", 2), (b"[1, 2]", 2), (b"", 2)],
+)
+def test_a_damaged_task_file_names_the_file_and_line(tmp_path, damage, line):
+    path = tmp_path / "xnli" / "test" / "qaa.jsonl"
+    write_records(path, [{"text": "one"}, {"text": "two"}, {"text": "three"}])
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + damage + b"\n" + lines[2])
+    with pytest.raises(DataError) as info:
+        read_records(tmp_path / "xnli", "test", "qaa")
+    assert str(info.value).startswith(f"{path}, line {line}: ")

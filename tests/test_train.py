@@ -22,7 +22,6 @@ from polyprune import data
 from polyprune.errors import CheckpointError, ConfigError
 from polyprune.model import MaskedLM, ModelConfig, save_model
 from polyprune.train import (
-    ResumeError,
     TrainSettings,
     checkpoints,
     deepspeed_config,
@@ -132,10 +131,13 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
-def run(world, ckpt: Path, stop_after=None, **changes) -> tuple[MaskedLM, list]:
+def run(
+    world, ckpt: Path, stop_after=None, inputs=None, log=lambda _: None, **changes
+) -> tuple[MaskedLM, list]:
     model = tiny_model()
     s = TrainSettings(**{**SETTINGS, **changes})
-    records = train_mlm(model, shard_set(world), s, ckpt, log=lambda _: None, stop_after=stop_after)
+    inputs = inputs or {"shards": "v1"}
+    records = train_mlm(model, shard_set(world), s, ckpt, inputs, log=log, stop_after=stop_after)
     return model, records
 
 
@@ -171,12 +173,28 @@ def test_resume_is_exact(world, reference, tmp_path):
     assert [r["loss"] for r in first + second] == [r["loss"] for r in reference[1]]
 
 
-def test_resume_with_other_settings_is_refused(world, tmp_path):
+@pytest.mark.parametrize(
+    "change, named",
+    [({"lr": 2e-3}, "changed: lr"), ({"inputs": {"shards": "v2"}}, "changed: inputs")],
+)
+def test_another_jobs_checkpoint_is_not_resumed(world, reference, tmp_path, change, named):
+    """A checkpoint of other settings or other inputs (init model, gates, tokenizer, shards,
+    data settings) starts the run over, saying so, and is removed."""
     ckpt = tmp_path / "ckpt"
     run(world, ckpt, stop_after=2)
-    with pytest.raises(ResumeError, match=r"step-00000002.*\(lr\)"):
-        run(world, ckpt, lr=2e-3)
-    run(world, ckpt, checkpoint_every=4, log_every=3)  # logging / checkpointing may change
+    said = []
+    _, records = run(world, ckpt, stop_after=2, log=said.append, **change)
+    assert records[0]["step"] == 1
+    assert "step-00000002 belongs to another job" in said[0] and named in said[0]
+    assert [p.name for p in checkpoints(ckpt)] == ["step-00000002"]  # the new job's own
+
+
+def test_logging_and_checkpointing_are_not_part_of_the_job(world, reference, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    run(world, ckpt, stop_after=4)
+    model, records = run(world, ckpt, checkpoint_every=4, log_every=3)
+    assert [r["step"] for r in records] == [6, 8]  # resumed after step 4
+    assert_same_weights(model.state_dict(), reference[0].state_dict())
 
 
 @pytest.mark.parametrize(
@@ -282,3 +300,17 @@ def test_killed_cli_run_resumes_exactly(tiny_world, tmp_path):
     assert_same_weights(weights(out), weights(tmp_path / "ref"))
     final = json.loads((out / "config.json").read_text())
     assert final["log"][-1]["step"] == 60
+
+
+def test_zero_stage_without_deepspeed_names_the_key(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # find_spec: not installed
+    s = TrainSettings(**{**SETTINGS, "zero_stage": 1})
+    with pytest.raises(ConfigError, match=r"^config key zero_stage: 1 needs the deepspeed package"):
+        train_mlm(tiny_model(), None, s, tmp_path, inputs={})
+
+
+def test_fp16_without_cuda_names_the_key(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    s = TrainSettings(**{**SETTINGS, "precision": "fp16"})
+    with pytest.raises(ConfigError, match=r"^config key precision: fp16 needs a CUDA GPU"):
+        train_mlm(tiny_model(), None, s, tmp_path, inputs={})

@@ -19,6 +19,15 @@ from polyprune.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DENSE = "dense"
+# ISO 639 codes, with CC-100's script or romanisation suffixes (zh-Hans, hi_rom); the codes
+# name files and appear in job commands, so nothing else gets through
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
+
+# Published shapes (the models' config.json on the hub), so that sizes need no download.
+SHAPES = {
+    "xlm-roberta-base": dict(vocab_size=250002, hidden=768, layers=12, heads=12, ffn=3072),
+    "xlm-roberta-large": dict(vocab_size=250002, hidden=1024, layers=24, heads=16, ffn=4096),
+}
 
 
 @cache
@@ -52,6 +61,7 @@ def validate(config: dict) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
+    _check_language_codes(config)
     known = known_languages(config)
     chosen = study_languages(config)
     unknown = [lang for lang in chosen if known is not None and lang not in known]
@@ -70,13 +80,15 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError("config key tokenizer.source: a scratch model has no tokenizer to reuse")
     if config["tokenizer"]["source"] == "train" and config["corpus"]["source"] == "cc100":
         raise ConfigError("config key tokenizer.source: train a tokenizer on local text only")
-    if config["corpus"]["source"] != "synthetic" and not config["corpus"].get("path"):
-        raise ConfigError("config key corpus.path: missing (needed for cc100 and text corpora)")
     if config["corpus"]["source"] == "synthetic":
         _check_world(config)
-    if scratch and config["model"]["shape"]["max_positions"] < config["data"]["seq_len"] + 2:
-        raise ConfigError("config key model.shape.max_positions: must be at least seq_len + 2")
+    else:
+        _check_corpus_path(config["corpus"].get("path"))
+    if scratch:
+        _check_shape(config["model"]["shape"], config["data"])
     finetune = config.get("finetune")
+    if finetune:
+        _check_retrieval_layer(config["model"], finetune["retrieval_layer"])
     if scratch and finetune:
         limit = config["model"]["shape"]["max_positions"] - 2
         for kind in ("pair", "token", "qa"):
@@ -87,6 +99,7 @@ def _check_semantics(config: dict) -> None:
                 )
     if finetune and "tasks" not in config:
         raise ConfigError("config key tasks: missing (needed for finetune)")
+    _check_task_sizes(config.get("tasks", {}).get("sizes", {}))
     for mode in finetune["modes"] if finetune else []:
         for key in ("grid", "selection"):
             if mode not in finetune[key]:
@@ -95,6 +108,77 @@ def _check_semantics(config: dict) -> None:
         t = config.get(key)
         if t and t["batch_size"] % t["micro_batch_size"]:
             raise ConfigError(f"config key {key}.batch_size: not a multiple of micro_batch_size")
+        if t and t["warmup_steps"] > t["steps"]:
+            raise ConfigError(f"config key {key}.warmup_steps: more than steps ({t['steps']})")
+
+
+def _check_language_codes(config: dict) -> None:
+    listed = [] if config["languages"] == "all" else config["languages"]
+    for key, codes in [("languages", listed), ("source_language", [config["source_language"]])]:
+        for code in codes:
+            if not LANGUAGE_CODE.fullmatch(code):
+                raise ConfigError(
+                    f"config key {key}: {code!r} is not a language code (e.g. en, zh-Hans, hi_rom)"
+                )
+    table = config["corpus"].get("languages_table")
+    if config["corpus"]["source"] != "synthetic" and table:
+        for code in _language_table(table):
+            if not LANGUAGE_CODE.fullmatch(code):
+                raise ConfigError(
+                    f"config key corpus.languages_table: {table} has {code!r}, not a language code"
+                )
+
+
+def _check_corpus_path(path: str | None) -> None:
+    if not path:
+        raise ConfigError("config key corpus.path: missing (needed for cc100 and text corpora)")
+    try:
+        per_language = path.format(lang="a") != path.format(lang="b")
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(
+            f"config key corpus.path: only {{lang}} may be in braces ({type(e).__name__}: {e})"
+        ) from e
+    if not per_language:
+        raise ConfigError(
+            "config key corpus.path: has no {lang}, so every language would read the same file"
+        )
+
+
+def _check_shape(shape: dict, data: dict) -> None:
+    if shape["hidden"] % shape["heads"]:
+        raise ConfigError(
+            f"config key model.shape.heads: {shape['heads']} does not divide hidden"
+            f" ({shape['hidden']})"
+        )
+    if shape["max_positions"] < data["seq_len"] + 2:
+        raise ConfigError("config key model.shape.max_positions: must be at least seq_len + 2")
+
+
+def _check_retrieval_layer(model: dict, layer: int) -> None:
+    """The layer must exist: in the scratch shape, or in a published model's (if known)."""
+    base = model["base"]
+    if base == "scratch":
+        layers = model["shape"]["layers"]
+    else:
+        layers = SHAPES.get(base.removeprefix("FacebookAI/"), {}).get("layers")
+    if layers is not None and layer > layers:
+        raise ConfigError(
+            f"config key finetune.retrieval_layer: {layer}, but the model has {layers} layers"
+        )
+
+
+def _check_task_sizes(sizes: dict) -> None:
+    from polyprune.synth.tasks import SPLITS
+
+    for task, splits in sizes.items():
+        if task not in SPLITS:
+            raise ConfigError(f"config key tasks.sizes.{task}: unknown task, not in {list(SPLITS)}")
+        for split in splits:
+            if split not in SPLITS[task]:
+                raise ConfigError(
+                    f"config key tasks.sizes.{task}.{split}: no such split of {task}, only"
+                    f" {list(SPLITS[task])}"
+                )
 
 
 def _check_world(config: dict) -> None:
@@ -124,8 +208,11 @@ def load(path: str | Path) -> dict:
 @cache
 def _language_table(path: str) -> dict[str, dict]:
     table = Path(path) if Path(path).is_absolute() else ROOT / path
-    with open(table, newline="") as fh:
-        return {row["code"]: row for row in csv.DictReader(fh, delimiter="\t")}
+    try:
+        with open(table, newline="") as fh:
+            return {row["code"]: row for row in csv.DictReader(fh, delimiter="\t")}
+    except (OSError, KeyError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config key corpus.languages_table: {table}: unreadable ({e!r})") from e
 
 
 def known_languages(config: dict) -> list[str] | None:
@@ -211,12 +298,17 @@ def parse_cell(name: str) -> Cell | None:
 
 
 def identity(config: dict, settings: dict | None = None) -> dict:
-    """What every result records about the configuration that produced it: run, seed, and the
-    digest of the settings it read (the whole config if not given)."""
+    """What every result records about the configuration that produced it: run, seed, the
+    settings it read (the whole config if not given) and their digest."""
     from polyprune.provenance import config_digest
 
-    digest = config_digest(config if settings is None else settings)
-    return {"run": config["run"], "seed": config["seed"], "config_digest": digest}
+    read = config if settings is None else settings
+    return {
+        "run": config["run"],
+        "seed": config["seed"],
+        "config_digest": config_digest(read),
+        "config": read,
+    }
 
 
 def step_settings(config: dict, *sections: str) -> dict:

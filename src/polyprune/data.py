@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import lzma
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -15,7 +16,7 @@ import torch
 
 from polyprune.config import sampling_probs
 from polyprune.errors import DataError
-from polyprune.io import atomic_file, file_digest, read_json, write_json
+from polyprune.io import atomic_dir, atomic_file, file_digest, read_json, write_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -67,8 +68,33 @@ def train_tokenizer(corpus_files: list[Path], vocab_size: int, out_dir: Path) ->
         vocab_size=vocab_size - 1, special_tokens=list(SPECIAL_TOKENS), unk_token="<unk>"
     )
     tok.train([str(f) for f in corpus_files], trainer)
+    tok = canonical_unigram(tok)
     tok.add_special_tokens(["<mask>"])
-    xlmr_layout(tok).save_pretrained(str(out_dir))
+    with atomic_dir(out_dir) as tmp:
+        xlmr_layout(tok).save_pretrained(str(tmp))
+
+
+def canonical_unigram(tok):
+    """The trained unigram model with a vocabulary that is a function of the corpus alone.
+
+    The trainer orders pieces of equal score by hash order, its scores carry float noise from
+    summation order (about 1e-14), and it appends the corpus characters it did not keep at
+    `min score - k * 1e-4` in hash order. Here scores are rounded to 1e-6, those fallback
+    characters (within 0.01 of the lowest score) share one score, and pieces of equal score are
+    sorted by text: the same corpus gives the same ids, and so the same shards."""
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tok.to_str())
+    vocab = spec["model"]["vocab"]
+    specials = len(SPECIAL_TOKENS)
+    lowest = min(score for _, score in vocab[specials:])
+
+    def canonical(score: float) -> float:
+        return round(lowest, 4) if score - lowest < 0.01 else round(score, 6)
+
+    pieces = sorted(((p, canonical(s)) for p, s in vocab[specials:]), key=lambda p: (-p[1], p[0]))
+    spec["model"]["vocab"] = [*vocab[:specials], *map(list, pieces)]
+    return Tokenizer.from_str(json.dumps(spec))
 
 
 def xlmr_layout(tok) -> PreTrainedTokenizerFast:
@@ -98,7 +124,14 @@ def xlmr_layout(tok) -> PreTrainedTokenizerFast:
 def load_tokenizer(path: str, revision: str | None = None):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, revision=revision)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, revision=revision)
+    # OSError (missing), ValueError/KeyError (damaged JSON), plain Exception (tokenizers' Rust)
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise DataError(
+            f"{path}: missing or damaged tokenizer ({type(e).__name__}: {reason})"
+        ) from e
     if not tok.is_fast:
         raise DataError(f"{path}: polyprune needs a fast tokenizer (offsets for QA)")
     return tok
@@ -154,14 +187,13 @@ def write_shards(
         )
     bounds = [0, counts["eval"], counts["eval"] + counts["importance"], len(packed)]
     files = {}
-    for split, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:]):
-        path = out_dir / f"{split}.npy"
-        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, packed[lo:hi])
-        files[split] = {"sequences": int(hi - lo), "sha256": file_digest(path)}
-    write_json(
-        out_dir / "meta.json", {"lang": lang, "seq_len": packed.shape[1], **meta, "files": files}
-    )
+    with atomic_dir(out_dir) as tmp:
+        for split, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:]):
+            path = tmp / f"{split}.npy"
+            np.save(path, packed[lo:hi])
+            files[split] = {"sequences": int(hi - lo), "sha256": file_digest(path)}
+        meta = {"lang": lang, "seq_len": packed.shape[1], **meta, "files": files}
+        write_json(tmp / "meta.json", meta)
     return files
 
 

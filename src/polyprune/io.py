@@ -12,18 +12,42 @@ from pathlib import Path
 from polyprune.errors import DataError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+
+
 def _temp_sibling(path: Path) -> Path:
+    """A fresh temporary name beside `path`, after removing those of earlier attempts (a killed
+    job cannot clean up after itself; Snakemake runs one job per output at a time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink(missing_ok=True)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _publish(tmp: Path) -> None:
+    """Give `tmp` (a file or a tree) the umask's permissions: some writers (safetensors) create
+    files readable by their owner only, which a shared cluster file system must not get."""
+    for p in [tmp, *tmp.rglob("*")] if tmp.is_dir() else [tmp]:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~UMASK)
 
 
 @contextmanager
 def atomic_file(path: str | Path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_sibling(path)
     try:
         yield tmp
+        _publish(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -33,12 +57,11 @@ def atomic_file(path: str | Path):
 def atomic_dir(path: str | Path):
     """Yield a fresh temporary directory beside `path`; it replaces `path` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_sibling(path)
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         yield tmp
+        _publish(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 from polyprune.errors import PolypruneError
+
+
+def exit_on_sigterm() -> None:
+    """End with SystemExit on SIGTERM (Snakemake, Slurm, torchrun stopping a job), so that
+    `finally` blocks run and no temporary output is left behind."""
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
 
 
 @contextmanager
@@ -19,6 +26,7 @@ def job(snakemake):
     if torch is not None:
         torch.set_num_threads(snakemake.threads)
     settings = json.loads(snakemake.params.get("settings", "{}"))
+    exit_on_sigterm()
     with open(snakemake.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
         try:
             yield settings

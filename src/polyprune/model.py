@@ -9,6 +9,7 @@ caller (importance scoring, learned gates).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import warnings
@@ -21,18 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
+from polyprune.config import SHAPES
 from polyprune.errors import CheckpointError
 from polyprune.gates import Gates, GateTable
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "polyprune-mlm-1"
-
-# Published shapes (the models' config.json on the hub), so that sizes need no download.
-SHAPES = {
-    "xlm-roberta-base": dict(vocab_size=250002, hidden=768, layers=12, heads=12, ffn=3072),
-    "xlm-roberta-large": dict(vocab_size=250002, hidden=1024, layers=24, heads=16, ffn=4096),
-}
 
 
 @dataclass
@@ -335,36 +331,55 @@ def load_hf(name_or_path: str, revision: str | None = None) -> MaskedLM:
 
 
 def save_model(model: MaskedLM, directory: str | Path, extra: dict | None = None) -> None:
-    """config.json + model.safetensors, written into a temporary sibling and renamed."""
-    from safetensors.torch import save_file
+    """config.json + model.safetensors, written into a temporary sibling and renamed; config.json
+    records the weights' sha256 (`weights_sha256`), which `load_model` checks."""
+    from safetensors.torch import save
 
     from polyprune.io import atomic_dir
 
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    weights = save(tensors, metadata={"format": FORMAT})
+    meta = {"format": FORMAT, "config": asdict(model.cfg), **(extra or {})}
+    meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()
     with atomic_dir(directory) as tmp:
-        meta = {"format": FORMAT, "config": asdict(model.cfg), **(extra or {})}
+        (tmp / WEIGHTS_FILE).write_bytes(weights)
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
-        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
 
 
 def load_model(directory: str | Path) -> MaskedLM:
     """Any polyprune checkpoint (dense, gated, or physically pruned) in one call."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     directory = Path(directory)
     meta = read_checkpoint_meta(directory)
-    cfg = ModelConfig(**meta["config"])
-    model = MaskedLM(cfg)
+    model = MaskedLM(ModelConfig(**meta["config"]))
+    path = directory / WEIGHTS_FILE
+    weights = _read_weights(path, meta.get("weights_sha256"))
     try:
-        tensors = load_file(str(directory / WEIGHTS_FILE))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE}: unreadable or truncated ({e})") from e
+        tensors = load(weights)
+    except SafetensorError as e:
+        raise CheckpointError(f"{path}: unreadable or truncated ({e})") from e
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE}: does not match its config ({e})") from e
+        mismatch = " ".join(str(e).split())  # torch lists the mismatches on several lines
+        raise CheckpointError(f"{path}: does not match its config ({mismatch})") from e
     return model
+
+
+def _read_weights(path: Path, sha256: str | None) -> bytes:
+    """The weights file's bytes, checked against config.json's digest (checkpoints written
+    before the digest was recorded have none)."""
+    try:
+        weights = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: unreadable ({e})") from e
+    if sha256 is not None and hashlib.sha256(weights).hexdigest() != sha256:
+        raise CheckpointError(
+            f"{path}: sha256 differs from weights_sha256 in {CONFIG_FILE} (corrupted or replaced)"
+        )
+    return weights
 
 
 def read_checkpoint_meta(directory: str | Path) -> dict:

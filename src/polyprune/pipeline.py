@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -16,9 +17,9 @@ from polyprune.importance import (
     normalize,
     save_scores,
 )
-from polyprune.io import read_json, write_json
+from polyprune.io import file_digest, read_json, write_json
 from polyprune.model import MaskedLM, ModelConfig, load_model, save_model
-from polyprune.provenance import provenance
+from polyprune.provenance import FULL_DIGEST_LIMIT, provenance
 from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
 from polyprune.train import TrainSettings, gate_index, mlm_loss, train_mlm
 
@@ -62,7 +63,8 @@ def open_shards(shard_dirs: list, split: str, tokenizer_dir, data_cfg: dict) -> 
     return data.ShardSet(dirs, split, data_cfg["sampling_alpha"], masking, sizes)
 
 
-def scratch_model(shape: dict, tokenizer_dir) -> MaskedLM:
+def scratch_model(shape: dict, tokenizer_dir, seed: int) -> MaskedLM:
+    """A freshly initialised model of `shape`, the same for the same seed."""
     tok = data.load_tokenizer(str(tokenizer_dir))
     heads = shape["heads"]
     cfg = ModelConfig(
@@ -78,7 +80,9 @@ def scratch_model(shape: dict, tokenizer_dir) -> MaskedLM:
         attention_dropout=shape.get("dropout", 0.1),
         init_std=shape.get("init_std", 0.02),
     )
-    return MaskedLM(cfg)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return MaskedLM(cfg)
 
 
 def train_model(
@@ -93,23 +97,29 @@ def train_model(
     shape: dict | None = None,
     log=print,
 ) -> None:
-    """MLM training of `init` (a checkpoint, or a scratch model of `shape`), resumable."""
-    model = scratch_model(shape, tokenizer_dir) if init is None else load_model(init)
-    settings = TrainSettings(**{**training, "seed": identity["seed"]})
+    """MLM training of `init` (a checkpoint, or a scratch model of `shape`), resumable while
+    nothing it reads changes; its checkpoints are removed once the model is written."""
+    seed = identity["seed"]
+    model = scratch_model(shape, tokenizer_dir, seed) if init is None else load_model(init)
+    settings = TrainSettings(**{**training, "seed": seed})
     shards = open_shards(shard_dirs, "train", tokenizer_dir, data_cfg)
     log(f"languages and sampling probabilities: {dict(zip(shards.langs, shards.probs.round(4)))}")
-    records = train_mlm(model, shards, settings, Path(checkpoint_dir), log=log)
-    inputs = [tokenizer_dir] + ([init] if init else [])
+    inputs = [tokenizer_dir, *shard_dirs] + ([init] if init else [])
+    digests = {str(p): file_digest(p, FULL_DIGEST_LIMIT) for p in inputs}
+    job = {"inputs": digests, "data": data_cfg, "shape": shape if init is None else None}
+    records = train_mlm(model, shards, settings, Path(checkpoint_dir), job, log=log)
     if int(torch.distributed.get_rank() if torch.distributed.is_initialized() else 0) == 0:
+        log_keys = ("step", "loss", "lr")  # throughput stays in the job's log: not reproducible
         save_model(
             model.cpu().float(),
             out_dir,
             extra={
                 "training": training,
-                "log": records,
-                "provenance": provenance(identity, inputs),
+                "log": [{k: r[k] for k in log_keys} for r in records],
+                "provenance": provenance(identity, [tokenizer_dir] + ([init] if init else [])),
             },
         )
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def score_importance(

@@ -24,6 +24,7 @@ import socket
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -156,14 +157,14 @@ def checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob("step-*") if CHECKPOINT.fullmatch(p.name) and p.is_dir())
 
 
-def write_meta(directory: Path, step: int, s: TrainSettings, world: int) -> None:
-    """meta.json, the last file of a checkpoint: step, settings and every file's size."""
+def write_meta(directory: Path, step: int, s: TrainSettings, job: str, world: int) -> None:
+    """meta.json, the last file of a checkpoint: step, settings, job digest, every file's size."""
     files = {
         str(f.relative_to(directory)): f.stat().st_size
         for f in sorted(directory.rglob("*"))
         if f.is_file()
     }
-    meta = {"step": step, "settings": s.fingerprint(), "world": world, "files": files}
+    meta = {"step": step, "settings": s.fingerprint(), "job": job, "world": world, "files": files}
     (directory / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
@@ -197,15 +198,39 @@ class ResumeError(CheckpointError):
     pass
 
 
+def job_digest(s: TrainSettings, inputs: dict) -> str:
+    """What a training job is: its settings and everything else it reads (`inputs`: digests of
+    the init model with its gates, tokenizer and shards, the data settings). A checkpoint is
+    resumed only by the job with the same digest."""
+    from polyprune.provenance import config_digest
+
+    return config_digest({"settings": s.fingerprint(), "inputs": inputs})
+
+
 # ---- engines ----------------------------------------------------------------------------------
+
+
+def check_machine(s: TrainSettings) -> None:
+    """What only the machine a job runs on can tell (a login node may lack what the job has)."""
+    if s.zero_stage is not None and find_spec("deepspeed") is None:
+        raise ConfigError(
+            f"config key zero_stage: {s.zero_stage} needs the deepspeed package, which this job's "
+            "Python lacks (pip install '.[deepspeed]'; or zero_stage: null)"
+        )
+    if s.precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError(
+            "config key precision: fp16 needs a CUDA GPU and this job has none (bf16 or fp32 run "
+            "on CPUs)"
+        )
 
 
 class TorchEngine:
     """AdamW + linear schedule; DDP when there are several processes; autocast for fp16/bf16
     (fp32 master weights), with a loss scaler for fp16."""
 
-    def __init__(self, model: MaskedLM, s: TrainSettings, dist: Dist, accum: int):
+    def __init__(self, model: MaskedLM, s: TrainSettings, job: str, dist: Dist, accum: int):
         self.model, self.s, self.dist, self.accum = model.to(dist.device), s, dist, accum
+        self.job = job
         self.net = model
         if dist.world > 1:
             ids = [dist.device.index] if dist.device.type == "cuda" else None
@@ -254,7 +279,7 @@ class TorchEngine:
                 "scaler": self.scaler.state_dict(),
             }
             torch.save(state, tmp / "state.pt")
-            write_meta(tmp, step, self.s, self.dist.world)
+            write_meta(tmp, step, self.s, self.job, self.dist.world)
 
     def load(self, path: Path, meta: dict) -> None:
         from safetensors.torch import load_file
@@ -263,7 +288,7 @@ class TorchEngine:
         try:
             self.model.load_state_dict(load_file(str(f)))
             f = path / "state.pt"
-            state = torch.load(f, map_location=self.dist.device, weights_only=False)
+            state = torch.load(f, map_location=self.dist.device, weights_only=True)
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
@@ -279,10 +304,10 @@ class DeepSpeedEngine:
     ZeRO stage of the settings; batch sizes, optimizer, clipping and precision come from the
     TrainSettings, the learning-rate schedule is the same LambdaLR as TorchEngine's."""
 
-    def __init__(self, model: MaskedLM, s: TrainSettings, dist: Dist, accum: int):
+    def __init__(self, model: MaskedLM, s: TrainSettings, job: str, dist: Dist, accum: int):
         import deepspeed
 
-        self.model, self.s, self.dist = model, s, dist
+        self.model, self.s, self.job, self.dist = model, s, job, dist
         if s.precision != "fp32":  # DeepSpeed casts the parameters only; the gates too
             model.to(PRECISIONS[s.precision])
         self.engine, *_ = deepspeed.initialize(
@@ -315,7 +340,7 @@ class DeepSpeedEngine:
         self.engine.save_checkpoint(str(tmp), tag="ds")
         barrier()
         if self.dist.main:
-            write_meta(tmp, step, self.s, self.dist.world)
+            write_meta(tmp, step, self.s, self.job, self.dist.world)
             shutil.rmtree(path, ignore_errors=True)
             os.replace(tmp, path)
         barrier()
@@ -381,23 +406,24 @@ def deepspeed_config(s: TrainSettings, accum: int) -> dict:
 # ---- the loop ---------------------------------------------------------------------------------
 
 
-def resume_point(engine, ckpt_dir: Path, s: TrainSettings) -> int:
-    """Load the newest checkpoint in `ckpt_dir` (if any) and return the step to start from."""
+def resume_point(engine, ckpt_dir: Path, s: TrainSettings, job: str, dist: Dist, log) -> int:
+    """Load the newest checkpoint in `ckpt_dir` and return the step to start from: 0 when there
+    is none, or when it belongs to another job (then every checkpoint there is removed)."""
     found = checkpoints(ckpt_dir)
     if not found:
         return 0
     latest = found[-1]
     meta = read_meta(latest)
-    if meta["settings"] != s.fingerprint():
-        changed = sorted(
-            k
-            for k in {**meta["settings"], **s.fingerprint()}
-            if meta["settings"].get(k) != s.fingerprint().get(k)
-        )
-        raise ResumeError(
-            f"{latest} was written with other training settings ({', '.join(changed)}); "
-            f"delete {ckpt_dir} to start over"
-        )
+    if meta.get("job") != job:
+        barrier()  # every process has read meta.json before it goes
+        if dist.main:
+            old, new = meta["settings"], s.fingerprint()
+            changed = sorted(k for k in {**old, **new} if old.get(k) != new.get(k)) or ["inputs"]
+            log(f"{latest} belongs to another job (changed: {', '.join(changed)}): starting over")
+            for stale in found:
+                shutil.rmtree(stale)
+        barrier()
+        return 0
     engine.load(latest, meta)
     return meta["step"]
 
@@ -422,15 +448,18 @@ def train_mlm(
     shards: ShardSet,
     s: TrainSettings,
     ckpt_dir: Path,
+    inputs: dict,
     log=print,
     stop_after: int | None = None,
 ) -> list[dict]:
-    """Train `model` in place for `s.steps` optimizer steps, resuming from `ckpt_dir`; the model
-    ends in fp32 (under DeepSpeed: the fp32 master weights) on every process.
+    """Train `model` in place for `s.steps` optimizer steps, resuming from `ckpt_dir` what was
+    the same job (`job_digest(s, inputs)`); the model ends in fp32 (under DeepSpeed: the fp32
+    master weights) on every process.
 
     Returns the log records (one per `log_every` steps; the loss is the mean over all processes'
     micro-batches since the last record). `stop_after` ends the run after that step's
     checkpoint, as if killed there (for tests)."""
+    check_machine(s)
     dist = init_distributed(deepspeed=s.zero_stage is not None)
     per_step = s.micro_batch_size * dist.world
     if s.batch_size % per_step:
@@ -440,12 +469,13 @@ def train_mlm(
         )
     accum = s.batch_size // per_step
     engine_cls = DeepSpeedEngine if s.zero_stage is not None else TorchEngine
-    engine = engine_cls(model, s, dist, accum)
+    job = job_digest(s, inputs)
+    engine = engine_cls(model, s, job, dist, accum)
     ckpt_dir = Path(ckpt_dir)
     if dist.main:  # leftovers of saves that were killed
         for tmp in ckpt_dir.glob(".step-*.tmp*"):
             shutil.rmtree(tmp, ignore_errors=True)
-    start = resume_point(engine, ckpt_dir, s)
+    start = resume_point(engine, ckpt_dir, s, job, dist, log)
     if start and dist.main:
         log(f"resumed from {ckpt_dir} at step {start}")
     model.train()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from polyprune.errors import DataError
 from polyprune.io import atomic_dir, read_json
 from polyprune.provenance import provenance
 from polyprune.tasks.spec import LABELS, PRIMARY_METRIC, SPLITS, TASK_TYPES, evaluated_by
@@ -104,8 +105,21 @@ def write_records(path: Path, records) -> None:
 
 def read_records(task_dir, split: str, lang: str) -> list[dict]:
     path = Path(task_dir) / split / f"{lang}.jsonl"
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+    try:
+        with open(path, "rb") as fh:
+            return [_record(line, path, number) for number, line in enumerate(fh, 1)]
+    except OSError as e:
+        raise DataError(f"{path}: unreadable task data ({e})") from e
+
+
+def _record(line: bytes, path: Path, number: int) -> dict:
+    try:
+        record = json.loads(line)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"{path}, line {number}: not a JSON record ({e})") from e
+    if not isinstance(record, dict):
+        raise DataError(f"{path}, line {number}: not a JSON object")
+    return record
 
 
 def manifest(task_dir) -> dict:
