@@ -41,10 +41,12 @@ wildcard_constraints:
     cell=_choice(CELLS),
 
 
-def settings(*sections):
-    """The config sections a step reads, plus run, seed and their digest, as JSON. Passed as a
-    param, so that a step reruns when (and only when) its own settings change."""
-    return json.dumps(polyconfig.step_settings(config, *sections), sort_keys=True)
+def settings(*keys):
+    """The config keys a step reads (`section` or `section.key`), plus run, seed and their
+    digest, as JSON. Passed as a param, so that a step reruns when (and only when) a key it
+    reads changes; what is particular to one job (a cell's sparsity, a grid point) comes from
+    its wildcards."""
+    return json.dumps(polyconfig.step_settings(config, *keys), sort_keys=True)
 
 
 PYTHON = (
@@ -96,6 +98,14 @@ def cell_init(wildcards):
         if wildcards.cell == polyconfig.DENSE
         else f"{OUT}/cells/{wildcards.cell}/init"
     )
+
+
+def cell_model(wildcards):
+    """A cell's model before export: its continued pretraining's, or the base model as it is
+    for a dense row without continued pretraining (`dense.continued_pretraining`)."""
+    if wildcards.cell == polyconfig.DENSE and not polyconfig.dense_pretraining(config):
+        return f"{OUT}/base"
+    return f"{OUT}/cells/{wildcards.cell}/model"
 
 
 def study_outputs():

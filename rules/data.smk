@@ -25,7 +25,7 @@ rule tokenizer:
     conda:
         "../envs/data.yaml"
     params:
-        settings=settings("tokenizer", "model"),
+        settings=settings("tokenizer", "model.base", "model.revision"),
     script:
         "../workflow/scripts/tokenizer.py"
 
@@ -41,7 +41,7 @@ rule shard:
     conda:
         "../envs/data.yaml"
     params:
-        settings=settings("data"),
+        settings=settings("data.seq_len", "data.eval_sequences", "data.importance_sequences"),
         location=lambda wildcards: corpus_location(wildcards.lang),
         size=lambda wildcards: SIZES[wildcards.lang] if SIZES else None,
         max_train=lambda wildcards: polyconfig.train_sequences(config, wildcards.lang),
@@ -64,7 +64,9 @@ if SCRATCH:
         threads: 2  # the demo trains its base model alone: all its cores
         params:
             launch=launcher,
-            settings=settings("base_training", "data", "model"),
+            settings=settings(
+                "base_training", "data.mlm_probability", "data.sampling_alpha", "model.shape"
+            ),
             checkpoints=f"{OUT}/checkpoints/base",
         shell:
             "{params.launch} --threads {threads} train --section base_training --init scratch"
@@ -82,7 +84,7 @@ else:
         conda:
             "../envs/train.yaml"
         params:
-            settings=settings("model"),
+            settings=settings("model.base", "model.revision"),
         shell:
             "{PYTHON:q} -m polyprune.cli convert --config {params.settings:q} --out {output:q}"
             " > {log:q} 2>&1"

@@ -25,7 +25,7 @@ rule finetune:
         "../envs/train.yaml"
     threads: 1
     params:
-        settings=settings("finetune"),
+        settings=settings("finetune.batch_size", "finetune.max_length"),
         tasks=finetune_tasks,
     script:
         "../workflow/scripts/finetune.py"
@@ -44,7 +44,7 @@ rule select:
     conda:
         "../envs/report.yaml"
     params:
-        settings=settings("finetune", "source_language"),
+        settings=settings("finetune.selection", "source_language"),
     script:
         "../workflow/scripts/select.py"
 
@@ -62,6 +62,6 @@ rule retrieval:
         "../envs/train.yaml"
     threads: 1
     params:
-        settings=settings("finetune"),
+        settings=settings("finetune.retrieval_layer", "finetune.eval_batch_size"),
     script:
         "../workflow/scripts/retrieval.py"

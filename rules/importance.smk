@@ -12,7 +12,7 @@ rule importance:
     threads: 1
     params:
         launch=launcher,
-        settings=settings("importance", "data"),
+        settings=settings("importance.batch_size", "importance.granularity", "data.mlm_probability"),
     shell:
         "{params.launch} --threads {threads} importance --config {params.settings:q}"
         " --model {input.model:q} --tokenizer {input.tokenizer:q} --shards {input.shards:q}"

@@ -12,7 +12,7 @@ rule pretrain:
     threads: 1
     params:
         launch=launcher,
-        settings=settings("pretraining", "data"),
+        settings=settings("pretraining", "data.mlm_probability", "data.sampling_alpha"),
         # checkpoints live outside the output, so that a failed job keeps them for resuming
         checkpoints=f"{OUT}/checkpoints/{{cell}}",
     shell:
@@ -24,7 +24,7 @@ rule pretrain:
 
 rule export:
     input:
-        f"{OUT}/cells/{{cell}}/model",
+        cell_model,
     output:
         directory(f"{OUT}/cells/{{cell}}/pruned"),
     log:
@@ -50,6 +50,6 @@ rule mlm_eval:
     conda:
         "../envs/train.yaml"
     params:
-        settings=settings("data"),
+        settings=settings("data.mlm_probability"),
     script:
         "../workflow/scripts/mlm_eval.py"

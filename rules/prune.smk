@@ -10,7 +10,12 @@ rule prune:
     conda:
         "../envs/train.yaml"
     params:
-        settings=settings("pruning", "importance"),
+        settings=settings(
+            "pruning.scope",
+            "pruning.rank_by",
+            "pruning.component_weights",
+            "importance.normalize",
+        ),
         gate_sets=lambda wildcards: list(cell_scores(wildcards)),
     script:
         "../workflow/scripts/prune.py"

@@ -27,7 +27,7 @@ rule table1:
     conda:
         "../envs/report.yaml"
     params:
-        settings=settings("finetune"),
+        settings=settings("finetune.tasks", "finetune.modes"),
         cells=CELLS,
     script:
         "../workflow/scripts/table1.py"

@@ -3,7 +3,7 @@ import os
 import pytest
 import slurm_cluster
 import torch
-from workflow_runs import snakemake, tail
+from workflow_runs import ROOT, snakemake, tail
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,11 @@ def slurm(tmp_path_factory):
 def tiny_run(tmp_path_factory):
     """The working directory of one finished run of the whole DAG on tests/configs/tiny.yaml,
     shared by the end-to-end tests; a test that changes files works on `copy_run` of it."""
-    workdir = tmp_path_factory.mktemp("tiny-run")
-    done = snakemake(workdir)
+    # a checkout path and a working directory with spaces in them (quoting in shell commands)
+    root = tmp_path_factory.mktemp("paths with spaces")
+    (root / "poly prune").symlink_to(ROOT)
+    workdir = root / "tiny run"
+    workdir.mkdir()
+    done = snakemake(workdir, snakefile=root / "poly prune" / "Snakefile")
     assert done.returncode == 0, tail(done)
     return workdir

@@ -314,3 +314,22 @@ def test_fp16_without_cuda_names_the_key(monkeypatch, tmp_path):
     s = TrainSettings(**{**SETTINGS, "precision": "fp16"})
     with pytest.raises(ConfigError, match=r"^config key precision: fp16 needs a CUDA GPU"):
         train_mlm(tiny_model(), None, s, tmp_path, inputs={})
+
+
+def test_a_time_limit_warning_checkpoints_the_step_in_progress(world, reference, tmp_path):
+    """SIGUSR1 (Slurm's `--signal=USR1@...` before the time limit) during step 3, between
+    periodic checkpoints (every 2 steps): step 3 is saved, and a resumed run loses nothing."""
+    ckpt, said = tmp_path / "ckpt", []
+
+    def log(line):
+        said.append(line)
+        if line.startswith('{"step": 3,'):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    run(world, ckpt, stop_after=3, log=log)
+    assert "time-limit warning: checkpoint at step 3" in said
+    assert [p.name for p in checkpoints(ckpt)] == ["step-00000002", "step-00000003"]
+    model, records = run(world, ckpt)
+    assert records[0]["step"] == 4
+    assert_same_weights(model.state_dict(), reference[0].state_dict())
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # the handler was removed

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
-from workflow_runs import copy_run, snakemake
+from workflow_runs import TINY, copy_run, edited_config, jobs_run, rules_run, snakemake, tail
 
 from polyprune.model import load_model
 
@@ -90,3 +91,89 @@ def test_nothing_left_to_do_and_a_damaged_shard_is_named(tiny_run, tmp_path):
     log = workdir / "logs" / "tiny" / "pretrain" / "dense.log"
     assert "shards/qba/train.npy" in log.read_text(), done.stdout[-3000:]
     assert not model.exists()  # no half-written output
+
+
+def gates_match(model, gates: dict) -> bool:
+    """The model's gate table keeps what gates.json says it keeps, per gate set and layer."""
+    table = model.gate_table
+    for name, kept in gates["gate_sets"].items():
+        row = table.index(name)
+        for i, (heads, ffn) in enumerate(zip(kept["heads_kept"], kept["ffn_kept"])):
+            found = getattr(table, f"heads_{i}")[row], getattr(table, f"ffn_{i}")[row]
+            if (int(found[0].count_nonzero()), int(found[1].count_nonzero())) != (heads, ffn):
+                return False
+    return True
+
+
+@pytest.mark.slow
+def test_an_edited_pruning_key_retrains_the_cells_from_scratch(tiny_run, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    config = edited_config(tmp_path / "edited.yaml", pruning={"rank_by": "score_per_weight"})
+    models = [f"results/tiny/cells/{cell}/model" for cell in CELLS[1:]]
+    done = snakemake(workdir, *models, configfile=config)
+    assert done.returncode == 0, tail(done)
+    assert sorted(rules_run(done)) == ["prune", "prune", "pretrain", "pretrain"]
+    for cell in CELLS[1:]:
+        assert "resumed" not in (workdir / "logs/tiny/pretrain" / f"{cell}.log").read_text()
+        gates = read(workdir / "results/tiny/cells" / cell / "gates.json")
+        assert gates["rank_by"] == "score_per_weight"
+        assert gates_match(load_model(workdir / "results/tiny/cells" / cell / "model"), gates)
+
+
+@pytest.mark.slow
+def test_an_edited_data_key_retrains_the_base_and_dense_models(tiny_run, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    config = edited_config(tmp_path / "edited.yaml", data={"mlm_probability": 0.2})
+    dense = "results/tiny/cells/dense/model"
+    done = snakemake(workdir, dense, configfile=config)
+    assert done.returncode == 0, tail(done)
+    assert {"base_model", "pretrain"} <= set(rules_run(done))
+    for log in ("base_model.log", "pretrain/dense.log"):
+        assert "resumed" not in (workdir / "logs/tiny" / log).read_text()
+    before, after = load_model(tiny_run / dense), load_model(workdir / dense)
+    assert not torch.equal(before.embed.tokens.weight, after.embed.tokens.weight)
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_config_give_the_same_bytes(tiny_run, tmp_path):
+    """Another working directory and checkout path, the same config: every corpus, tokenizer,
+    shard, model, gates file, score and table is byte for byte the same."""
+    done = snakemake(tmp_path)
+    assert done.returncode == 0, tail(done)
+    runs = [tiny_run / "results" / "tiny", tmp_path / "results" / "tiny"]
+    files = [sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) for run in runs]
+    assert files[0] == files[1]
+    differ = [f for f in files[0] if (runs[0] / f).read_bytes() != (runs[1] / f).read_bytes()]
+    assert not differ
+
+
+def planned(workdir, tmp_path, **sections) -> list[tuple[str, dict]]:
+    done = snakemake(workdir, "-n", configfile=edited_config(tmp_path / "edited.yaml", **sections))
+    assert done.returncode == 0, tail(done)
+    return jobs_run(done)
+
+
+@pytest.mark.slow
+def test_a_new_sparsity_plans_only_its_own_cells(tiny_run, tmp_path):
+    jobs = planned(tiny_run, tmp_path, pruning={"sparsities": [0.5, 0.7]})
+    cells = {wildcards.get("cell") for _, wildcards in jobs}
+    assert cells == {"gradient-shared-s70", "gradient-nonshared-s70", None}
+    assert {rule for rule, w in jobs if "cell" not in w} == {"table1", "all"}
+    assert {"prune", "pretrain", "finetune", "select", "retrieval"} <= {rule for rule, _ in jobs}
+
+
+@pytest.mark.slow
+def test_a_new_learning_rate_plans_only_its_grid_points(tiny_run, tmp_path):
+    grid = yaml.safe_load(TINY.read_text())["finetune"]["grid"]
+    lrs = grid["translate-train-all"]["lr"]
+    grid = {**grid, "translate-train-all": {**grid["translate-train-all"], "lr": [*lrs, 0.01]}}
+    jobs = planned(tiny_run, tmp_path, finetune={"grid": grid})
+    finetuned = {(w["mode"], w["lr"]) for rule, w in jobs if rule == "finetune"}
+    assert finetuned == {("translate-train-all", "0.01")}
+    assert {rule for rule, _ in jobs} == {"finetune", "select", "table1", "all"}
+    assert all(w["mode"] == "translate-train-all" for rule, w in jobs if rule == "select")
+
+
+@pytest.mark.slow
+def test_a_key_that_no_step_reads_plans_nothing(tiny_run, tmp_path):
+    assert planned(tiny_run, tmp_path, corpus={"size_column": "tokens_m"}) == []

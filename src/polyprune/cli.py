@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+
+from polyprune.jobs import exit_on_sigterm
+
+JOBS = ("train", "importance", "convert")  # the commands that workflow rules run
 
 
 def _config(value: str) -> dict:
@@ -105,6 +110,19 @@ def cmd_bench_gates(args) -> dict:
     return gates_benchmark(args.shape, args.batch, args.seq_len, args.repeats, args.sparsity)
 
 
+def cmd_cost(args) -> None:
+    from polyprune.cost import cost_table, job_costs
+
+    rows = job_costs(args.logs)
+    print(json.dumps(rows, indent=1) if args.json else cost_table(rows))
+
+
+def cmd_explain(args) -> None:
+    from polyprune.audit import explain
+
+    print(explain(args.result, verify=args.verify), end="")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="polyprune", description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -147,19 +165,40 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, default=10)
     s.add_argument("--sparsity", type=float, default=0.5)
     s.set_defaults(run=cmd_bench_gates)
+
+    s = sub.add_parser(
+        "cost", help="what a finished run's jobs cost, per rule (job-seconds, start-up share)"
+    )
+    s.add_argument("logs", help="the run's log folder, e.g. logs/demo")
+    s.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    s.set_defaults(run=cmd_cost)
+
+    s = sub.add_parser(
+        "explain", help="what produced a result: settings, inputs, code, the command to rebuild it"
+    )
+    s.add_argument("result", help="a result JSON, a model directory or an importance file")
+    s.add_argument(
+        "--verify", action="store_true", help="also check the inputs here against their digests"
+    )
+    s.set_defaults(run=cmd_explain)
     return p
 
 
 def main(argv=None) -> None:
     args = parser().parse_args(argv)
+    exit_on_sigterm()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    from polyprune.cost import report_cost
     from polyprune.errors import PolypruneError
 
+    if args.command in JOBS:
+        import polyprune.pipeline  # noqa: F401 (the imports a job pays count as its start-up)
     try:
-        result = args.run(args)
+        with report_cost(sys.stdout) if args.command in JOBS else nullcontext():
+            result = args.run(args)
     except PolypruneError as e:
         sys.exit(f"polyprune: {e}")
     if result is not None:

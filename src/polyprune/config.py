@@ -297,6 +297,12 @@ def parse_cell(name: str) -> Cell | None:
     return Cell(m[1], m[2], float(m[3].replace("p", ".")) / 100)
 
 
+def dense_pretraining(config: dict) -> bool:
+    """Whether the dense row is continued-pretrained like the pruned cells (the demo's
+    from-scratch model) or is the base model as it is (the paper: the public checkpoint)."""
+    return (config.get("dense") or {}).get("continued_pretraining", True)
+
+
 def identity(config: dict, settings: dict | None = None) -> dict:
     """What every result records about the configuration that produced it: run, seed, the
     settings it read (the whole config if not given) and their digest."""
@@ -311,9 +317,17 @@ def identity(config: dict, settings: dict | None = None) -> dict:
     }
 
 
-def step_settings(config: dict, *sections: str) -> dict:
-    """The sections of the config a step reads, with its identity."""
-    chosen = {s: config[s] for s in sections if s in config}
+def step_settings(config: dict, *keys: str) -> dict:
+    """The keys of the config a step reads (`section` or `section.key`, nested as in the
+    config; absent ones left out), with its identity."""
+    chosen: dict = {}
+    for key in keys:
+        *sections, last = key.split(".")
+        node, into = config, chosen
+        for section in sections:
+            node, into = node.get(section) or {}, into.setdefault(section, {})
+        if last in node:
+            into[last] = node[last]
     return {**chosen, "identity": identity(config, chosen)}
 
 

@@ -8,6 +8,7 @@ import sys
 import traceback
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
+from polyprune.cost import report_cost
 from polyprune.errors import PolypruneError
 
 
@@ -27,7 +28,12 @@ def job(snakemake):
         torch.set_num_threads(snakemake.threads)
     settings = json.loads(snakemake.params.get("settings", "{}"))
     exit_on_sigterm()
-    with open(snakemake.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+    with (
+        open(snakemake.log[0], "w") as log,
+        redirect_stdout(log),
+        redirect_stderr(log),
+        report_cost(log),
+    ):
         try:
             yield settings
         except PolypruneError as e:

@@ -218,12 +218,14 @@ def evaluate_mlm(
     data_cfg: dict,
     identity: dict,
     batch_size: int = 32,
+    device: str = "cpu",
 ) -> dict:
     """MLM loss per language before and after continued pretraining, each language with its
     own gate set in the non-shared setting."""
     tok = data.load_tokenizer(str(tokenizer_dir))
     masking = data.masking_for(tok, data_cfg["mlm_probability"])
     models = {"before": load_model(before_dir), "after": load_model(after_dir)}
+    models = {stage: model.to(device) for stage, model in models.items()}
     losses = {}
     for d in shard_dirs:
         lang = Path(d).name

@@ -1,4 +1,10 @@
-"""What produced a result: run, config digest, code version, seed, input digests, packages."""
+"""What produced a result: run, seed, the config sections it read and their digest, code
+version, input digests, packages.
+
+A provenance record is a pure function of the inputs, the settings and the code: it holds no
+time and no host name, so that two runs of one config (in two clones) write byte-identical
+results. When and where a job ran is in its log (and in Snakemake's own metadata).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import hashlib
 import json
 import platform
 import subprocess
+import sys
 from datetime import datetime, timezone
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -50,15 +57,28 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def input_key(path) -> str:
+    """An input's name in a provenance record: the path as given, relative to the working
+    directory when it lies under it (so that two clones name their inputs alike)."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    return str(path)
+
+
 def provenance(identity: dict, inputs=(), **extra) -> dict:
-    """`identity` is polyprune.config.identity(config): run, config digest and seed."""
+    """`identity` is polyprune.config.identity(config): run, seed, the settings read and their
+    digest. The time and host go to stderr (the job's log), not into the record."""
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    print(f"provenance: written on {platform.node()} at {when}", file=sys.stderr, flush=True)
     return {
         **identity,
         "code_version": code_version(),
-        "inputs": {str(p): file_digest(p, FULL_DIGEST_LIMIT) for p in inputs},
+        "inputs": {input_key(p): file_digest(p, FULL_DIGEST_LIMIT) for p in inputs},
         "packages": package_versions(),
         "python": platform.python_version(),
-        "host": platform.node(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **extra,
     }

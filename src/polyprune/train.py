@@ -20,6 +20,7 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import socket
 import time
 from contextlib import nullcontext
@@ -428,6 +429,30 @@ def resume_point(engine, ckpt_dir: Path, s: TrainSettings, job: str, dist: Dist,
     return meta["step"]
 
 
+class TimeLimitWarning:
+    """SIGUSR1, which the Slurm profile asks for before a training job's time limit
+    (`--signal=USR1@...`): the step in progress ends with a checkpoint, so that the retried
+    job resumes from there. Every process gets the signal, not necessarily in the same step:
+    they agree on it (a DeepSpeed save is collective)."""
+
+    def __init__(self, dist: Dist):
+        self.dist, self.received = dist, False
+        self.previous = signal.signal(signal.SIGUSR1, self.receive)
+
+    def receive(self, *_) -> None:
+        self.received = True
+
+    def due(self) -> bool:
+        flag = torch.tensor([float(self.received)], device=self.dist.device)
+        if self.dist.world > 1:
+            torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
+        self.received = False
+        return bool(flag.item())
+
+    def close(self) -> None:
+        signal.signal(signal.SIGUSR1, self.previous)
+
+
 def gate_index(model: MaskedLM, lang: str):
     """The gate set a batch of `lang` runs with: its own in the non-shared setting."""
     table = model.gate_table
@@ -479,41 +504,48 @@ def train_mlm(
     if start and dist.main:
         log(f"resumed from {ckpt_dir} at step {start}")
     model.train()
-    records, losses, t0, tokens = [], [], time.perf_counter(), 0
-    for step in range(start, s.steps):
-        for micro in range(accum):
-            index = micro * dist.world + dist.rank  # the global micro-batch index
-            lang, inputs, labels = shards.batch(s.seed, step, index, 0, s.micro_batch_size)
-            torch.manual_seed(step_seed(s.seed, step, index))
-            loss = engine.micro_step(
-                inputs.to(dist.device),
-                labels.to(dist.device),
-                gate_index(model, lang),
-                last=micro == accum - 1,
-            )
-            losses.append(loss)
-            tokens += inputs.numel()
-        engine.optimizer_step()
-        done = step + 1
-        if done % s.log_every == 0 or done == s.steps:
-            elapsed = time.perf_counter() - t0
-            rec = {
-                "step": done,
-                "loss": global_mean(losses, dist),
-                "lr": engine.lr(),
-                "tokens_per_s": tokens * dist.world / elapsed,
-            }
-            records.append(rec)
-            if dist.main:
-                log(json.dumps(rec))
-            losses, t0, tokens = [], time.perf_counter(), 0
-        if done % s.checkpoint_every == 0 or done == s.steps:
-            engine.save(ckpt_dir / f"step-{done:08d}", done)
-            if dist.main:
-                for old in checkpoints(ckpt_dir)[: -s.keep_checkpoints]:
-                    shutil.rmtree(old)
-            if stop_after is not None and done >= stop_after:
-                break
+    warning = TimeLimitWarning(dist)
+    try:
+        records, losses, t0, tokens = [], [], time.perf_counter(), 0
+        for step in range(start, s.steps):
+            for micro in range(accum):
+                index = micro * dist.world + dist.rank  # the global micro-batch index
+                lang, inputs, labels = shards.batch(s.seed, step, index, 0, s.micro_batch_size)
+                torch.manual_seed(step_seed(s.seed, step, index))
+                loss = engine.micro_step(
+                    inputs.to(dist.device),
+                    labels.to(dist.device),
+                    gate_index(model, lang),
+                    last=micro == accum - 1,
+                )
+                losses.append(loss)
+                tokens += inputs.numel()
+            engine.optimizer_step()
+            done = step + 1
+            if done % s.log_every == 0 or done == s.steps:
+                elapsed = time.perf_counter() - t0
+                rec = {
+                    "step": done,
+                    "loss": global_mean(losses, dist),
+                    "lr": engine.lr(),
+                    "tokens_per_s": tokens * dist.world / elapsed,
+                }
+                records.append(rec)
+                if dist.main:
+                    log(json.dumps(rec))
+                losses, t0, tokens = [], time.perf_counter(), 0
+            warned = warning.due()
+            if warned or done % s.checkpoint_every == 0 or done == s.steps:
+                engine.save(ckpt_dir / f"step-{done:08d}", done)
+                if dist.main:
+                    if warned:
+                        log(f"time-limit warning: checkpoint at step {done}")
+                    for old in checkpoints(ckpt_dir)[: -s.keep_checkpoints]:
+                        shutil.rmtree(old)
+                if stop_after is not None and done >= stop_after:
+                    break
+    finally:
+        warning.close()
     engine.finish()
     model.eval()
     return records

@@ -1,5 +1,7 @@
 """MLM loss per language before and after continued pretraining."""
 
+import torch
+
 from polyprune.io import write_json
 from polyprune.jobs import job
 from polyprune.pipeline import evaluate_mlm
@@ -12,5 +14,6 @@ with job(snakemake) as settings:
         snakemake.input.shards,
         settings["data"],
         settings["identity"],
+        device="cuda" if torch.cuda.is_available() else "cpu",
     )
     write_json(snakemake.output[0], {"cell": snakemake.wildcards.cell, **result})

@@ -174,8 +174,7 @@ def finetune_point(
         load_model(model_dir), tokenizer, train_set, records, settings, device=device, log=log
     )
     tests = {
-        task: split_records(task_dirs[task], "test")
-        for task in evaluated_by(train_set, ft_cfg["tasks"])
+        task: split_records(task_dirs[task], "test") for task in evaluated_by(train_set, task_dirs)
     }
     scores = evaluate(task_model, tokenizer, split_records(train_dir, "validation"), tests)
     inputs = [model_dir, *(task_dirs[t] for t in [train_set, *tests])]
