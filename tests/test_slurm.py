@@ -208,3 +208,11 @@ def test_demo_target_through_slurm_resumes_after_scancel(slurm, tmp_path):
     log = (tmp_path / "logs" / "tiny" / "base_model.log").read_text()
     assert f"resumed from {checkpoints.relative_to(tmp_path)} at step" in log, done[-3000:]
     assert (tmp_path / "results" / "tiny" / "base" / "model.safetensors").exists()
+
+
+def test_audit_jobs_get_the_resources_of_the_jobs_they_rerun():
+    study, audit = dry_run_resources("slurm", "all"), dry_run_resources("slurm", "audit")
+    rerun = [rule for rule in audit if rule.startswith("audit_")]
+    assert {"audit_importance", "audit_finetune"} <= set(rerun)
+    for rule in rerun:
+        assert audit[rule] == study[rule.removeprefix("audit_")], rule

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from polyprune import data
 from polyprune.errors import CheckpointError, ConfigError
 from polyprune.model import MaskedLM, ModelConfig, save_model
+from polyprune.objectives import MLM
 from polyprune.train import (
     TrainSettings,
     checkpoints,
@@ -137,7 +138,10 @@ def run(
     model = tiny_model()
     s = TrainSettings(**{**SETTINGS, **changes})
     inputs = inputs or {"shards": "v1"}
-    records = train_mlm(model, shard_set(world), s, ckpt, inputs, log=log, stop_after=stop_after)
+    objective = MLM(model)
+    records = train_mlm(
+        objective, shard_set(world), s, ckpt, inputs, log=log, stop_after=stop_after
+    )
     return model, records
 
 
@@ -306,14 +310,14 @@ def test_zero_stage_without_deepspeed_names_the_key(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "deepspeed", None)  # find_spec: not installed
     s = TrainSettings(**{**SETTINGS, "zero_stage": 1})
     with pytest.raises(ConfigError, match=r"^config key zero_stage: 1 needs the deepspeed package"):
-        train_mlm(tiny_model(), None, s, tmp_path, inputs={})
+        train_mlm(MLM(tiny_model()), None, s, tmp_path, inputs={})
 
 
 def test_fp16_without_cuda_names_the_key(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     s = TrainSettings(**{**SETTINGS, "precision": "fp16"})
     with pytest.raises(ConfigError, match=r"^config key precision: fp16 needs a CUDA GPU"):
-        train_mlm(tiny_model(), None, s, tmp_path, inputs={})
+        train_mlm(MLM(tiny_model()), None, s, tmp_path, inputs={})
 
 
 def test_a_time_limit_warning_checkpoints_the_step_in_progress(world, reference, tmp_path):

@@ -204,6 +204,14 @@ class MaskedLM(nn.Module):
         )
         self.apply(partial(_init_weights, std=cfg.init_std))
 
+    def gate_set_of(self, lang: str) -> int | None:
+        """The gate set that text in `lang` runs with: its own where the model has one per
+        language (non-shared), else None (the shared set, or no gates)."""
+        table = self.gate_table
+        if table is None or len(table.names) == 1:
+            return None
+        return table.index(lang)
+
     def gates_for(self, gate_set=None) -> Gates | None:
         """The stored gates of `gate_set` (a name, an index, or a (B,) tensor of indices)."""
         if self.gate_table is None:

@@ -19,9 +19,10 @@ from polyprune.importance import (
 )
 from polyprune.io import file_digest, read_json, write_json
 from polyprune.model import MaskedLM, ModelConfig, load_model, save_model
+from polyprune.objectives import MLM
 from polyprune.provenance import FULL_DIGEST_LIMIT, provenance
 from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
-from polyprune.train import TrainSettings, gate_index, mlm_loss, train_mlm
+from polyprune.train import TrainSettings, mlm_loss, train_mlm
 
 
 def shard_language(
@@ -107,7 +108,7 @@ def train_model(
     inputs = [tokenizer_dir, *shard_dirs] + ([init] if init else [])
     digests = {str(p): file_digest(p, FULL_DIGEST_LIMIT) for p in inputs}
     job = {"inputs": digests, "data": data_cfg, "shape": shape if init is None else None}
-    records = train_mlm(model, shards, settings, Path(checkpoint_dir), job, log=log)
+    records = train_mlm(MLM(model), shards, settings, Path(checkpoint_dir), job, log=log)
     if int(torch.distributed.get_rank() if torch.distributed.is_initialized() else 0) == 0:
         log_keys = ("step", "loss", "lr")  # throughput stays in the job's log: not reproducible
         save_model(
@@ -231,7 +232,7 @@ def evaluate_mlm(
         lang = Path(d).name
         split = data.load_shard(d, "eval")
         losses[lang] = {
-            stage: mlm_loss(m, split, masking, batch_size, identity["seed"], gate_index(m, lang))
+            stage: mlm_loss(m, split, masking, batch_size, identity["seed"], m.gate_set_of(lang))
             for stage, m in models.items()
         }
     return {"loss": losses, "provenance": provenance(identity, [before_dir, after_dir])}

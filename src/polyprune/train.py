@@ -120,33 +120,16 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then linear decay to zero (XLM-R / RoBERTa)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
-def schedule(optimizer, s: TrainSettings):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, s.warmup_steps, s.steps)
-    )
-
-
 def step_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+def optimizer_groups(objective, s: TrainSettings) -> tuple[list[dict], list]:
+    """The objective's parameter groups for the optimizer, and their schedules (LambdaLR
+    factors), which do not go into the optimizer's state."""
+    groups = objective.param_groups(s)
+    schedules = [g["schedule"] for g in groups]
+    return [{k: v for k, v in g.items() if k != "schedule"} for g in groups], schedules
 
 
 # ---- checkpoints ------------------------------------------------------------------------------
@@ -229,35 +212,34 @@ class TorchEngine:
     """AdamW + linear schedule; DDP when there are several processes; autocast for fp16/bf16
     (fp32 master weights), with a loss scaler for fp16."""
 
-    def __init__(self, model: MaskedLM, s: TrainSettings, job: str, dist: Dist, accum: int):
-        self.model, self.s, self.dist, self.accum = model.to(dist.device), s, dist, accum
+    def __init__(self, objective, s: TrainSettings, job: str, dist: Dist, accum: int):
+        self.objective, self.s, self.dist, self.accum = objective.to(dist.device), s, dist, accum
         self.job = job
-        self.net = model
+        self.net = objective
         if dist.world > 1:
             ids = [dist.device.index] if dist.device.type == "cuda" else None
             # gate tables are constant buffers: nothing to broadcast
             self.net = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=ids, broadcast_buffers=False
+                objective, device_ids=ids, broadcast_buffers=False
             )
-        self.opt = torch.optim.AdamW(
-            param_groups(model, s.weight_decay), lr=s.lr, betas=s.adam_betas, eps=s.adam_eps
-        )
-        self.sched = schedule(self.opt, s)
+        groups, schedules = optimizer_groups(objective, s)
+        self.opt = torch.optim.AdamW(groups, lr=s.lr, betas=s.adam_betas, eps=s.adam_eps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedules)
         self.dtype = PRECISIONS[s.precision]
         self.scaler = torch.amp.GradScaler(dist.device.type, enabled=s.precision == "fp16")
 
-    def micro_step(self, inputs, labels, gate_set, last: bool) -> float:
+    def micro_step(self, inputs, labels, lang: str, last: bool) -> tuple[float, dict]:
         sync = nullcontext() if last or self.dist.world == 1 else self.net.no_sync()
         autocast = torch.autocast(self.dist.device.type, self.dtype, enabled=self.dtype is not None)
         with sync:
             with autocast:
-                loss = self.net(inputs, labels=labels, gate_set=gate_set)
+                loss, parts = self.net(inputs, labels, lang)
             self.scaler.scale(loss / self.accum).backward()
-        return loss.item()
+        return loss.item(), parts
 
     def optimizer_step(self) -> None:
         self.scaler.unscale_(self.opt)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.s.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
@@ -272,7 +254,8 @@ class TorchEngine:
         from safetensors.torch import save_file
 
         with atomic_dir(path) as tmp:
-            weights = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+            state = self.objective.state_dict()
+            weights = {k: v.detach().cpu().contiguous() for k, v in state.items()}
             save_file(weights, str(tmp / "model.safetensors"))
             state = {
                 "optimizer": self.opt.state_dict(),
@@ -287,7 +270,7 @@ class TorchEngine:
 
         f = path / "model.safetensors"
         try:
-            self.model.load_state_dict(load_file(str(f)))
+            self.objective.load_state_dict(load_file(str(f)))
             f = path / "state.pt"
             state = torch.load(f, map_location=self.dist.device, weights_only=True)
             self.opt.load_state_dict(state["optimizer"])
@@ -305,25 +288,27 @@ class DeepSpeedEngine:
     ZeRO stage of the settings; batch sizes, optimizer, clipping and precision come from the
     TrainSettings, the learning-rate schedule is the same LambdaLR as TorchEngine's."""
 
-    def __init__(self, model: MaskedLM, s: TrainSettings, job: str, dist: Dist, accum: int):
+    def __init__(self, objective, s: TrainSettings, job: str, dist: Dist, accum: int):
         import deepspeed
 
-        self.model, self.s, self.job, self.dist = model, s, job, dist
-        if s.precision != "fp32":  # DeepSpeed casts the parameters only; the gates too
-            model.to(PRECISIONS[s.precision])
+        self.objective, self.s, self.job, self.dist = objective, s, job, dist
+        if s.precision != "fp32":  # DeepSpeed casts the parameters only; the gate tables too
+            for module in objective.half_precision_modules():
+                module.to(PRECISIONS[s.precision])
+        groups, schedules = optimizer_groups(objective, s)
         self.engine, *_ = deepspeed.initialize(
-            model=model,
-            model_parameters=param_groups(model, s.weight_decay),
+            model=objective,
+            model_parameters=groups,
             config=deepspeed_config(s, accum),
-            lr_scheduler=lambda opt: schedule(opt, s),
+            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedules),
         )
 
-    def micro_step(self, inputs, labels, gate_set, last: bool) -> float:
+    def micro_step(self, inputs, labels, lang: str, last: bool) -> tuple[float, dict]:
         device = self.engine.device
-        loss = self.engine(inputs.to(device), labels=labels.to(device), gate_set=gate_set)
+        loss, parts = self.engine(inputs.to(device), labels.to(device), lang)
         self.engine.backward(loss)
         self.engine.step()  # DeepSpeed counts micro-steps and steps at the accumulation boundary
-        return loss.item()
+        return loss.item(), parts
 
     def optimizer_step(self) -> None:
         pass
@@ -364,10 +349,10 @@ class DeepSpeedEngine:
         into the model, so that what is saved is not the fp16/bf16 working copy."""
         from deepspeed.utils import safe_get_full_fp32_param
 
-        for p in self.model.parameters():
+        for p in self.objective.parameters():
             full = safe_get_full_fp32_param(p)
             p.data = (p.data if full is None else full).float()
-        self.model.float()
+        self.objective.float()
 
 
 def deepspeed_config(s: TrainSettings, accum: int) -> dict:
@@ -453,14 +438,6 @@ class TimeLimitWarning:
         signal.signal(signal.SIGUSR1, self.previous)
 
 
-def gate_index(model: MaskedLM, lang: str):
-    """The gate set a batch of `lang` runs with: its own in the non-shared setting."""
-    table = model.gate_table
-    if table is None or len(table.names) == 1:
-        return None
-    return table.index(lang)
-
-
 def global_mean(values: list[float], dist: Dist) -> float:
     total = torch.tensor([sum(values), len(values)], dtype=torch.float64, device=dist.device)
     if dist.world > 1:
@@ -469,7 +446,7 @@ def global_mean(values: list[float], dist: Dist) -> float:
 
 
 def train_mlm(
-    model: MaskedLM,
+    objective,
     shards: ShardSet,
     s: TrainSettings,
     ckpt_dir: Path,
@@ -477,13 +454,14 @@ def train_mlm(
     log=print,
     stop_after: int | None = None,
 ) -> list[dict]:
-    """Train `model` in place for `s.steps` optimizer steps, resuming from `ckpt_dir` what was
-    the same job (`job_digest(s, inputs)`); the model ends in fp32 (under DeepSpeed: the fp32
-    master weights) on every process.
+    """Train `objective` (polyprune.objectives) in place for `s.steps` optimizer steps, resuming
+    from `ckpt_dir` what was the same job (`job_digest(s, inputs)`); it ends in fp32 (under
+    DeepSpeed: the fp32 master weights) on every process.
 
     Returns the log records (one per `log_every` steps; the loss is the mean over all processes'
-    micro-batches since the last record). `stop_after` ends the run after that step's
-    checkpoint, as if killed there (for tests)."""
+    micro-batches since the last record, the objective's other terms the mean over this
+    process's). `stop_after` ends the run after that step's checkpoint, as if killed there (for
+    tests)."""
     check_machine(s)
     dist = init_distributed(deepspeed=s.zero_stage is not None)
     per_step = s.micro_batch_size * dist.world
@@ -495,7 +473,7 @@ def train_mlm(
     accum = s.batch_size // per_step
     engine_cls = DeepSpeedEngine if s.zero_stage is not None else TorchEngine
     job = job_digest(s, inputs)
-    engine = engine_cls(model, s, job, dist, accum)
+    engine = engine_cls(objective, s, job, dist, accum)
     ckpt_dir = Path(ckpt_dir)
     if dist.main:  # leftovers of saves that were killed
         for tmp in ckpt_dir.glob(".step-*.tmp*"):
@@ -503,22 +481,21 @@ def train_mlm(
     start = resume_point(engine, ckpt_dir, s, job, dist, log)
     if start and dist.main:
         log(f"resumed from {ckpt_dir} at step {start}")
-    model.train()
+    objective.train()
     warning = TimeLimitWarning(dist)
     try:
-        records, losses, t0, tokens = [], [], time.perf_counter(), 0
+        records, losses, parts, t0, tokens = [], [], {}, time.perf_counter(), 0
         for step in range(start, s.steps):
             for micro in range(accum):
                 index = micro * dist.world + dist.rank  # the global micro-batch index
                 lang, inputs, labels = shards.batch(s.seed, step, index, 0, s.micro_batch_size)
                 torch.manual_seed(step_seed(s.seed, step, index))
-                loss = engine.micro_step(
-                    inputs.to(dist.device),
-                    labels.to(dist.device),
-                    gate_index(model, lang),
-                    last=micro == accum - 1,
+                loss, terms = engine.micro_step(
+                    inputs.to(dist.device), labels.to(dist.device), lang, last=micro == accum - 1
                 )
                 losses.append(loss)
+                for name, value in terms.items():
+                    parts.setdefault(name, []).append(value)
                 tokens += inputs.numel()
             engine.optimizer_step()
             done = step + 1
@@ -528,12 +505,13 @@ def train_mlm(
                     "step": done,
                     "loss": global_mean(losses, dist),
                     "lr": engine.lr(),
+                    **{name: sum(v) / len(v) for name, v in parts.items()},
                     "tokens_per_s": tokens * dist.world / elapsed,
                 }
                 records.append(rec)
                 if dist.main:
                     log(json.dumps(rec))
-                losses, t0, tokens = [], time.perf_counter(), 0
+                losses, parts, t0, tokens = [], {}, time.perf_counter(), 0
             warned = warning.due()
             if warned or done % s.checkpoint_every == 0 or done == s.steps:
                 engine.save(ckpt_dir / f"step-{done:08d}", done)
@@ -547,7 +525,7 @@ def train_mlm(
     finally:
         warning.close()
     engine.finish()
-    model.eval()
+    objective.eval()
     return records
 
 

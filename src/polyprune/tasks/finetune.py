@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import torch
 
 from polyprune.model import MaskedLM
+from polyprune.objectives import lr_factor, weight_groups
 from polyprune.tasks import metrics, qa
 from polyprune.tasks.heads import Lengths, TaskModel, check_coverage, gate_rows
 from polyprune.tasks.sources import MLQA_LANGS
 from polyprune.tasks.spec import LABELS, TASK_TYPES
-from polyprune.train import lr_factor, param_groups
 
 IGNORE = -100  # token label of sub-tokens after a word's first, and of special tokens
 UNTAGGED = "O"  # prediction for a word that has no sub-token of its own
@@ -253,7 +253,7 @@ def finetune(
 
 def _optimizer(task_model: TaskModel, settings: FinetuneSettings, steps: int):
     optimizer = torch.optim.AdamW(
-        param_groups(task_model, settings.weight_decay), lr=settings.lr, eps=settings.adam_eps
+        weight_groups(task_model, settings.weight_decay), lr=settings.lr, eps=settings.adam_eps
     )
     warmup = round(settings.warmup_ratio * steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
