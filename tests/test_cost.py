@@ -45,7 +45,7 @@ def test_a_block_reports_its_cost_with_the_process_start_up():
         pass
     total, startup = (float(x) for x in out.getvalue().split()[2:6:3])
     assert 0 < startup <= total <= startup + 1
-    assert process_age() >= startup
+    assert process_age() >= startup - 0.01  # printed to 1/100 s, counted in 1/100 s ticks
 
 
 def test_the_command_prints_a_table(tmp_path):

@@ -104,12 +104,15 @@ def shard_set(world: dict) -> data.ShardSet:
     return data.ShardSet(dirs, "train", DATA_CFG["sampling_alpha"], MASKING, {"aa": 72, "bb": 40})
 
 
-def train_command(world: dict, out: Path, ckpt: Path, training: dict, nproc: int = 1) -> list:
+def train_command(
+    world: dict, out: Path, ckpt: Path, training: dict, nproc: int = 1, objective=None
+) -> list:
     """`polyprune train` as the workflow launches it (one process, or torchrun)."""
     config = {
         "pretraining": training,
         "data": DATA_CFG,
         "identity": {"run": "test", "seed": 3, "config_digest": "test"},
+        **({"objective": objective} if objective else {}),
     }
     launch = [sys.executable]
     if nproc > 1:

@@ -67,6 +67,7 @@ def cmd_train(args) -> None:
         data_cfg=config["data"],
         identity=config["identity"],
         shape=config["model"].get("shape") if args.init == "scratch" else None,
+        objective=config.get("objective"),
     )
 
 

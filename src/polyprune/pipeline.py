@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from polyprune.importance import (
 )
 from polyprune.io import file_digest, read_json, write_json
 from polyprune.model import MaskedLM, ModelConfig, load_model, save_model
-from polyprune.objectives import MLM
 from polyprune.provenance import FULL_DIGEST_LIMIT, provenance
 from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
 from polyprune.train import TrainSettings, mlm_loss, train_mlm
@@ -96,23 +96,31 @@ def train_model(
     data_cfg: dict,
     identity: dict,
     shape: dict | None = None,
+    objective: dict | None = None,
     log=print,
 ) -> None:
-    """MLM training of `init` (a checkpoint, or a scratch model of `shape`), resumable while
-    nothing it reads changes; its checkpoints are removed once the model is written."""
+    """Training of `init` (a checkpoint, or a scratch model of `shape`) with `objective` (MLM
+    by default; see make_objective), resumable while nothing it reads changes; its checkpoints
+    are removed once the model is written."""
     seed = identity["seed"]
     model = scratch_model(shape, tokenizer_dir, seed) if init is None else load_model(init)
     settings = TrainSettings(**{**training, "seed": seed})
     shards = open_shards(shard_dirs, "train", tokenizer_dir, data_cfg)
     log(f"languages and sampling probabilities: {dict(zip(shards.langs, shards.probs.round(4)))}")
+    trained = make_objective(model, objective, shards.langs, seed)
     inputs = [tokenizer_dir, *shard_dirs] + ([init] if init else [])
     digests = {str(p): file_digest(p, FULL_DIGEST_LIMIT) for p in inputs}
-    job = {"inputs": digests, "data": data_cfg, "shape": shape if init is None else None}
-    records = train_mlm(MLM(model), shards, settings, Path(checkpoint_dir), job, log=log)
+    job = {
+        "inputs": digests,
+        "data": data_cfg,
+        "shape": shape if init is None else None,
+        "objective": objective,
+    }
+    records = train_mlm(trained, shards, settings, Path(checkpoint_dir), job, log=log)
     if int(torch.distributed.get_rank() if torch.distributed.is_initialized() else 0) == 0:
         log_keys = ("step", "loss", "lr")  # throughput stays in the job's log: not reproducible
         save_model(
-            model.cpu().float(),
+            trained.result().cpu().float(),
             out_dir,
             extra={
                 "training": training,
@@ -121,6 +129,46 @@ def train_model(
             },
         )
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def make_objective(model: MaskedLM, spec: dict | None, langs: list[str], seed: int):
+    """What a training job optimises (`spec`, built by the workflow from the cell's algorithm):
+    - None or {"kind": "mlm"}: MLM with the model's own gates;
+    - {"kind": "distil", "layers", "distillation"}: DistilXLM-R, a student of the model's
+      layers `layers` (default every other one) distilled from the model;
+    - {"kind": "l0", "setting", "scope", "l0", "hard_concrete", "families"?, "distillation"?}:
+      hard-concrete gates learned with the weights, one set ("shared") or one per language
+      (L0Settings in `l0`; the family prior of the diversity loss from `families`), with
+      distillation from the dense model if `distillation` is given."""
+    from polyprune import objectives
+
+    spec = spec or {"kind": "mlm"}
+    distil = spec.get("distillation")
+    distil = objectives.DistilSettings(**distil) if distil else None
+    if spec["kind"] == "mlm":
+        return objectives.MLM(model)
+    if spec["kind"] == "distil":
+        from polyprune.distil import student_from_teacher
+
+        student = student_from_teacher(model, spec.get("layers", "every_other"))
+        return objectives.MLM(student, model, distil)
+    from polyprune.l0 import HardConcreteGates, family_prior
+
+    teacher = copy.deepcopy(model) if distil else None
+    if spec["scope"] == "all":
+        model = factorize_embeddings(model)
+    names = list(langs) if spec["setting"] == "nonshared" else ["shared"]
+    cfg = model.cfg
+    unit = component_weights(cfg.head_dim, spec["component_weights"])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        gates = HardConcreteGates(
+            names, cfg.heads, cfg.ffn, cfg.emb_rank, unit, **spec["hard_concrete"]
+        )
+    families = spec.get("families")
+    prior = family_prior(names, families or {}, enabled=families is not None)
+    settings = objectives.L0Settings(**spec["l0"], scope=spec["scope"])
+    return objectives.L0(model, gates, settings, prior, teacher, distil)
 
 
 def score_importance(
