@@ -125,8 +125,8 @@ class L0Settings:
 class L0(Objective):
     """Continued pretraining with hard-concrete gates learned alongside the weights
     (Louizos et al.; CoFiPruning's split): the gate module hands each batch its language's
-    sampled gates, the loss adds the L0 terms. The result is the model with the deterministic
-    gates in its gate table (one set, or one per language)."""
+    sampled gates, the loss adds the L0 terms. The result is the model with binary gates in its
+    gate table (`hard_gates`: one set, or one per language)."""
 
     def __init__(
         self, model: MaskedLM, gates, spec: L0Settings, prior=None, teacher=None, distil=None
