@@ -8,7 +8,7 @@ from polyprune import audit as polyaudit
 AUDIT = polyaudit.settings(config.get("audit"))
 AUDITED = f"{OUT}/audit"
 AUDIT_LOGS = f"{LOGS}/audit"
-PRUNED = [cell for cell in CELLS if cell != polyconfig.DENSE]
+PRUNED = [cell for cell in CELLS if is_gradient(cell)]  # the cells that prune makes
 # the jobs of each stage in this DAG, each as the outputs it writes
 AUDIT_JOBS = {
     "importance": [
@@ -31,14 +31,14 @@ AUDIT_JOBS = {
     "finetune": [
         tuple(expand(rules.finetune.output[0], cell=c, train_set=t, mode=m, lr=lr, epochs=ep))
         for c in CELLS
-        for t in TRAIN_SETS
-        for m in FINETUNE["modes"]  # TRAIN_SETS is empty without finetune
+        for t in training_sets(CELL_TASKS[c])
+        for m in FINETUNE["modes"]  # CELL_TASKS are empty without finetune
         for lr, ep in grid(t, m)
     ],
     "retrieval": [
         tuple(expand(rules.retrieval.output[0], cell=cell, task=task))
         for cell in CELLS
-        for task in TASKS
+        for task in CELL_TASKS[cell]
         if task in RETRIEVAL_TASKS
     ],
 }

@@ -41,12 +41,13 @@ wildcard_constraints:
     cell=_choice(CELLS),
 
 
-def settings(*keys):
-    """The config keys a step reads (`section` or `section.key`), plus run, seed and their
-    digest, as JSON. Passed as a param, so that a step reruns when (and only when) a key it
-    reads changes; what is particular to one job (a cell's sparsity, a grid point) comes from
-    its wildcards."""
-    return json.dumps(polyconfig.step_settings(config, *keys), sort_keys=True)
+def settings(*keys, **derived):
+    """The config keys a step reads (`section` or `section.key`), what the workflow derived
+    for the job (None: nothing), plus run, seed and their digest, as JSON. Passed as a param,
+    so that a step reruns when (and only when) a key it reads changes; what is particular to
+    one job (a cell's sparsity, a grid point) comes from its wildcards."""
+    derived = {k: v for k, v in derived.items() if v is not None}
+    return json.dumps(polyconfig.step_settings(config, *keys, **derived), sort_keys=True)
 
 
 PYTHON = (
@@ -92,12 +93,16 @@ def score_langs(scores):
     return LANGS if scores == ALL else [scores]
 
 
+def is_gradient(cell):
+    return polyconfig.parse_cell(cell).algorithm == polyconfig.GRADIENT
+
+
 def cell_init(wildcards):
-    return (
-        f"{OUT}/base"
-        if wildcards.cell == polyconfig.DENSE
-        else f"{OUT}/cells/{wildcards.cell}/init"
-    )
+    """What a cell's continued pretraining starts from: the gradient-pruned model, or the base
+    model (dense; learned gates and distillation start from it)."""
+    if is_gradient(wildcards.cell):
+        return f"{OUT}/cells/{wildcards.cell}/init"
+    return f"{OUT}/base"
 
 
 def cell_model(wildcards):
@@ -112,7 +117,7 @@ def study_outputs():
     per_cell = ["pruned", "mlm.json", "params.json"]
     outputs = [f"{OUT}/cells/{cell}/{name}" for cell in CELLS for name in per_cell]
     if config.get("finetune"):
-        outputs.append(f"{OUT}/tables/table1.md")
+        outputs += [f"{OUT}/tables/table{n}.md" for n in (1, 2) if TABLE_CELLS[n]]
     return outputs
 
 
@@ -129,6 +134,8 @@ def cell_scores(wildcards):
 FINETUNE = config.get("finetune")
 TASKS = FINETUNE["tasks"] if FINETUNE else []
 TRAIN_SETS = training_sets(TASKS)
+CELL_TASKS = {cell: polyconfig.cell_tasks(config, cell) if FINETUNE else [] for cell in CELLS}
+TABLE_CELLS = {n: polyconfig.table_cells(config, n) for n in (1, 2)}
 NEEDED_TASKS = list(dict.fromkeys([*TRAIN_SETS, *TASKS]))
 
 
@@ -146,20 +153,30 @@ def grid(train_set, mode):
 
 def finetune_tasks(wildcards):
     """The task folders a fine-tuning job reads: its training set and the tasks it serves."""
-    return list(dict.fromkeys([wildcards.train_set, *evaluated_by(wildcards.train_set, TASKS)]))
+    served = evaluated_by(wildcards.train_set, CELL_TASKS[wildcards.cell])
+    return list(dict.fromkeys([wildcards.train_set, *served]))
 
 
-def table1_inputs():
+def cell_results(cell):
+    """A cell's scores: one selected grid point per training set and mode, and retrieval."""
+    tasks = CELL_TASKS[cell]
     selected = [
         f"{OUT}/finetune/{cell}/{train_set}/{mode}/selected.json"
-        for cell in CELLS
-        for train_set in TRAIN_SETS
+        for train_set in training_sets(tasks)
         for mode in FINETUNE["modes"]
     ]
     retrieval = [
-        f"{OUT}/finetune/{cell}/{task}/retrieval.json"
-        for cell in CELLS
-        for task in TASKS
-        if task in RETRIEVAL_TASKS
+        f"{OUT}/finetune/{cell}/{task}/retrieval.json" for task in tasks if task in RETRIEVAL_TASKS
     ]
     return selected + retrieval
+
+
+def table_inputs(n):
+    """Table n's scores and the parameter counts of its cells and of the dense model."""
+    cells = TABLE_CELLS[n]
+    return {
+        "results": [path for cell in cells for path in cell_results(cell)],
+        "params": [
+            f"{OUT}/cells/{cell}/params.json" for cell in dict.fromkeys([polyconfig.DENSE, *cells])
+        ],
+    }

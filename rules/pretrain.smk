@@ -12,7 +12,12 @@ rule pretrain:
     threads: 1
     params:
         launch=launcher,
-        settings=settings("pretraining", "data.mlm_probability", "data.sampling_alpha"),
+        settings=lambda wildcards: settings(
+            "pretraining",
+            "data.mlm_probability",
+            "data.sampling_alpha",
+            objective=polyconfig.objective_spec(config, wildcards.cell),
+        ),
         # checkpoints live outside the output, so that a failed job keeps them for resuming
         checkpoints=f"{OUT}/checkpoints/{{cell}}",
     shell:

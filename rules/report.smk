@@ -16,7 +16,7 @@ rule chance:
 
 rule table1:
     input:
-        results=table1_inputs(),
+        unpack(lambda wildcards: table_inputs(1)),
         chance=rules.chance.output[0],
     output:
         md=f"{OUT}/tables/table1.md",
@@ -27,7 +27,29 @@ rule table1:
     conda:
         "../envs/report.yaml"
     params:
-        settings=settings("finetune.tasks", "finetune.modes"),
-        cells=CELLS,
+        settings=settings("finetune.tasks", "finetune.modes", "pruning.component_weights"),
+        cells=TABLE_CELLS[1],
     script:
         "../workflow/scripts/table1.py"
+
+
+rule table2:
+    input:
+        unpack(lambda wildcards: table_inputs(2)),
+    output:
+        md=f"{OUT}/tables/table2.md",
+        csv=f"{OUT}/tables/table2.csv",
+    log:
+        f"{LOGS}/table2.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(
+            "finetune.tasks",
+            "finetune.ablation_tasks",
+            "finetune.modes",
+            "pruning.component_weights",
+        ),
+        cells=TABLE_CELLS[2],
+    script:
+        "../workflow/scripts/table2.py"

@@ -18,7 +18,16 @@ def test_shipped_configs_are_valid():
     pc.validate(copy.deepcopy(DEMO))
     pc.validate(copy.deepcopy(PAPER))
     assert len(pc.study_languages(PAPER)) == 100
-    assert pc.cells(DEMO) == ["dense", "gradient-shared-s50", "gradient-nonshared-s50"]
+    assert pc.cells(DEMO) == [
+        "dense",
+        "gradient-shared-s50",
+        "gradient-nonshared-s50",
+        "l0-shared-lam0p5",
+        "l0con-nonshared-s50",
+        "l0imp-nonshared-s50",
+        "l0impkd-nonshared-s50",
+        "distil",
+    ]
 
 
 def broken(edit):
@@ -46,6 +55,25 @@ def broken(edit):
         (lambda c: c["finetune"]["max_length"].update(qa=128), "finetune.max_length.qa"),
         (lambda c: c["model"]["shape"].update(init_std=0), "model.shape.init_std"),
         (lambda c: c["finetune"].update(task_grid={"bucc": {}}), "finetune.task_grid"),
+        (lambda c: c["pruning"].update(algorithms=["l0", "l0plus"]), "pruning.algorithms[1]"),
+        (lambda c: c["pruning"]["l0"].update(lambdas=[0.5, -1]), "pruning.l0.lambdas[1]"),
+        (
+            lambda c: c["pruning"]["l0"]["hard_concrete"].update(temperature=0),
+            "pruning.l0.hard_concrete.temperature",
+        ),
+        (
+            lambda c: c["pruning"]["l0"]["hard_concrete"].update(left=0.1),
+            "pruning.l0.hard_concrete.left",
+        ),
+        (lambda c: c["pruning"]["l0"].update(constraint="soft"), "pruning.l0.constraint"),
+        (lambda c: c["distillation"].update(temperature=-2), "distillation.temperature"),
+        (lambda c: c["distillation"].update(student_layers=[0, 9]), "distillation.student_layers"),
+        (lambda c: c["pruning"].pop("l0"), "pruning.l0"),
+        (lambda c: c.pop("distillation"), "distillation"),
+        (
+            lambda c: c["finetune"].update(ablation_tasks=["xnli", "ner"]),
+            "finetune.ablation_tasks[1]",
+        ),
         (
             lambda c: c["finetune"].update(task_grid={"xnli": {"zero-shot": {"epochs": [0]}}}),
             "finetune.task_grid.xnli.zero-shot.epochs[0]",
@@ -75,7 +103,8 @@ def test_workflow_stops_before_any_job_on_a_bad_config(tmp_path):
     )
     assert done.returncode != 0
     assert done.stderr.splitlines() == [
-        "polyprune: config key pruning.algorithms[0]: 'magic' is not one of ['gradient']"
+        "polyprune: config key pruning.algorithms[0]: 'magic' is not one of"
+        " ['gradient', 'l0', 'l0con', 'l0imp', 'l0impkd', 'distil']"
     ]
     assert not (ROOT / "results" / "bad-config").exists()
 
@@ -212,11 +241,58 @@ def test_task_grid_replaces_the_lists_it_sets():
 
 
 def test_cell_names_round_trip():
-    for sparsity in (0.5, 0.7, 0.125):
-        name = pc.cell_name("gradient", "nonshared", sparsity)
-        assert pc.parse_cell(name) == pc.Cell("gradient", "nonshared", sparsity)
-    assert pc.cell_name("gradient", "shared", 0.5) == "gradient-shared-s50"
-    assert pc.parse_cell("dense") is None
+    cells = [pc.Cell("gradient", "nonshared", x) for x in (0.5, 0.7, 0.125)]
+    cells += [pc.Cell("l0", "shared", lam=lam) for lam in (0.5, 2, 1e-5)]
+    cells += [pc.Cell("l0imp", "nonshared", 0.5), pc.Cell("dense"), pc.Cell("distil")]
+    for cell in cells:
+        assert pc.parse_cell(cell.name) == cell
+    assert pc.Cell("gradient", "shared", 0.5).name == "gradient-shared-s50"
+    assert pc.Cell("l0", "shared", lam=0.25).name == "l0-shared-lam0p25"
+    with pytest.raises(ValueError):
+        pc.parse_cell("gradient-shared-50")
+
+
+def test_each_algorithm_reads_its_own_keys():
+    spec = {cell: pc.objective_spec(DEMO, cell) for cell in pc.cells(DEMO)}
+    assert spec["dense"] is None and spec["gradient-shared-s50"] is None
+    assert spec["distil"]["kind"] == "distil" and spec["distil"]["layers"] == "every_other"
+    vanilla = spec["l0-shared-lam0p5"]
+    assert (vanilla["setting"], vanilla["l0"]["lam"]) == ("shared", 0.5)
+    assert "target_sparsity" not in vanilla["l0"] and "families" not in vanilla
+    assert vanilla["hard_concrete"]["beta"] == DEMO["pruning"]["l0"]["hard_concrete"]["temperature"]
+    con, imp, kd = (spec[f"{a}-nonshared-s50"] for a in ("l0con", "l0imp", "l0impkd"))
+    assert con["l0"]["target_sparsity"] == 0.5 and "diversity" not in con["l0"]
+    assert imp["l0"]["diversity"] == 1 and imp["families"]["qab"] == "aldic"
+    assert "distillation" not in imp and kd["distillation"]["alpha_ce"] == 5.0
+    # a key one algorithm reads changes no other cell's objective
+    edited = copy.deepcopy(DEMO)
+    edited["pruning"]["l0"]["diversity"] = 2
+    changed = [c for c in pc.cells(DEMO) if pc.objective_spec(edited, c) != spec[c]]
+    assert changed == ["l0imp-nonshared-s50", "l0impkd-nonshared-s50"]
+
+
+def test_the_family_prior_needs_every_languages_family():
+    cfg = copy.deepcopy(PAPER)
+    cfg["pruning"]["algorithms"] = ["l0imp"]
+    assert pc.language_families(cfg)["af"] == "Indo-European"
+    cfg["corpus"].update(source="text", path="corpus/{lang}.txt", languages_table=None)
+    cfg["languages"] = ["en", "sw"]
+    cfg["source_language"] = "en"
+    with pytest.raises(ConfigError, match=r"^config key pruning.l0.family_prior: no family"):
+        pc.validate(cfg)
+
+
+def test_cells_of_table2_alone_take_the_ablation_tasks():
+    cfg = copy.deepcopy(DEMO)
+    cfg["finetune"]["ablation_tasks"] = ["panx", "xnli"]
+    assert pc.cell_tasks(cfg, "l0con-nonshared-s50") == ["xnli", "panx"]
+    assert pc.cell_tasks(cfg, "l0imp-nonshared-s50") == cfg["finetune"]["tasks"]  # in Table 1
+    assert pc.table_cells(cfg, 2) == [
+        "l0-shared-lam0p5",
+        "l0con-nonshared-s50",
+        "l0imp-nonshared-s50",
+        "l0impkd-nonshared-s50",
+    ]
 
 
 def test_language_sampling_follows_xlmr():

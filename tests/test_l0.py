@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from polyprune.gates import component_weights, sparsity
+from polyprune.config import component_weights
+from polyprune.gates import sparsity
 from polyprune.l0 import (
     HardConcreteGates,
     Lagrangian,

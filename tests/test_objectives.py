@@ -5,7 +5,7 @@ import pytest
 import torch
 from test_train import DATA_CFG, LANGS, SETTINGS, shard_set, write_world
 
-from polyprune.gates import component_weights
+from polyprune.config import component_weights
 from polyprune.l0 import HardConcreteGates, family_prior
 from polyprune.model import MaskedLM, ModelConfig
 from polyprune.objectives import L0, L0Settings

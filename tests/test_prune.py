@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from polyprune.gates import Gates, component_weights
+from polyprune.config import component_weights
+from polyprune.gates import Gates
 from polyprune.importance import factorize_embeddings, gradient_importance, normalize
 from polyprune.model import MaskedLM, ModelConfig
 from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from workflow_runs import TINY, copy_run, edited_config, jobs_run, rules_run, snakemake, tail
+from workflow_runs import ROOT, TINY, copy_run, edited_config, jobs_run, rules_run, snakemake, tail
 
 from polyprune.model import load_model
 
@@ -177,3 +177,72 @@ def test_a_new_learning_rate_plans_only_its_grid_points(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_a_key_that_no_step_reads_plans_nothing(tiny_run, tmp_path):
     assert planned(tiny_run, tmp_path, corpus={"size_column": "tokens_m"}) == []
+
+
+LEARNED = ["l0-shared-lam1", "l0con-nonshared-s50", "l0imp-nonshared-s50", "l0impkd-nonshared-s50"]
+
+
+@pytest.mark.slow
+def test_learned_and_distilled_cells_fill_tables_1_and_2(tiny_run, tmp_path):
+    """The other algorithms on a copy of the tiny run: planned alone (nothing finished reruns),
+    then every row of Tables 1 and 2 with the sparsity and parameters it reached."""
+    algorithms = ["gradient", "l0", "l0con", "l0imp", "l0impkd", "distil"]
+    config = edited_config(
+        tmp_path / "algorithms.yaml",
+        pruning={"algorithms": algorithms},
+        finetune={"tasks": ["xnli", "tatoeba"], "ablation_tasks": ["xnli"]},
+    )
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    tables = ["results/tiny/tables/table1.md", "results/tiny/tables/table2.md"]
+    done = snakemake(workdir, "-n", *tables, configfile=config)
+    assert done.returncode == 0, tail(done)
+    planned = {w.get("cell") for rule, w in jobs_run(done) if rule == "pretrain"}
+    assert planned == {*LEARNED, "distil"}
+    done = snakemake(workdir, *tables, configfile=config)
+    assert done.returncode == 0, tail(done)
+    study = workdir / "results" / "tiny"
+    with open(study / "tables" / "table1.csv") as fh:
+        table1 = {(r["mode"], r["model"]): r for r in csv.DictReader(fh)}
+    with open(study / "tables" / "table2.csv") as fh:
+        table2 = {(r["mode"], r["model"]): r for r in csv.DictReader(fh)}
+    rows1 = [*CELLS, "l0-shared-lam1", "l0imp-nonshared-s50", "distil"]
+    assert sorted(table1) == sorted(
+        (m, c) for m in ("zero-shot", "translate-train-all") for c in rows1
+    )
+    assert sorted(table2) == sorted(
+        (m, c) for m in ("zero-shot", "translate-train-all") for c in LEARNED
+    )
+    assert table1[("zero-shot", "dense")]["Sparsity %"] == "0.0"
+    assert table1[("zero-shot", "gradient-shared-s50")]["Sparsity %"] == "50.0"
+    assert table1[("zero-shot", "distil")]["Sparsity %"] == "50.0"  # half of the layers
+    assert all(row["XNLI"] != "-" for row in [*table1.values(), *table2.values()])
+    assert "Tatoeba" not in table2[("zero-shot", "l0con-nonshared-s50")]  # ablation tasks only
+    distil = load_model(study / "cells/distil/pruned")
+    assert distil.cfg.layers == 1 and distil.gate_table is None
+    shared = load_model(study / "cells/l0-shared-lam1/pruned")
+    assert shared.gate_table is None  # physically pruned to its learned gates
+    for cell in LEARNED[1:]:
+        model = load_model(study / "cells" / cell / "pruned")
+        assert set(model.gate_table.names) == set(LANGS)
+        values = torch.cat([t.flatten() for t in model.gate_table.buffers()])
+        assert set(values.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.slow
+def test_the_paper_config_plans_every_row_of_tables_1_and_2(tmp_path):
+    paper = ROOT / "config" / "paper.yaml"
+    done = snakemake(tmp_path, "-n", configfile=paper)
+    assert done.returncode == 0, tail(done)
+    jobs = jobs_run(done)
+    pretrained = {w["cell"] for rule, w in jobs if rule == "pretrain"}
+    assert pretrained == {
+        "gradient-shared-s50",
+        "gradient-nonshared-s50",
+        "l0-shared-lam1",
+        "l0con-nonshared-s50",
+        "l0imp-nonshared-s50",
+        "l0impkd-nonshared-s50",
+        "distil",
+    }  # the dense row is the public checkpoint
+    assert {"table1", "table2"} <= {rule for rule, _ in jobs}
+    assert {w["cell"] for rule, w in jobs if rule == "select"} == {"dense", *pretrained}

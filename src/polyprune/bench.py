@@ -44,6 +44,7 @@ def param_counts(cfg: ModelConfig, gates: Gates | None = None) -> dict:
         "heads": heads,
         "ffn": ffn,
         "embedding_rank": rank,
+        "head_dim": dh,
         "counting": COUNTING,
     }
 
@@ -120,7 +121,7 @@ def resolve_shape(shape: str) -> ModelConfig:
 def gates_benchmark(shape: str, batch: int, seq_len: int, repeats: int, sparsity: float) -> dict:
     """Training step time of a gated model vs the same shape ungated, and CPU batch-1 latency of
     a model pruned to `sparsity` kept gated vs physically pruned."""
-    from polyprune.gates import component_weights
+    from polyprune.config import component_weights
     from polyprune.prune import gated_model, physically_prune, select_components
 
     cfg = resolve_shape(shape)
@@ -156,3 +157,55 @@ def gates_benchmark(shape: str, batch: int, seq_len: int, repeats: int, sparsity
             "pruned": param_counts(small.cfg)["total"],
         },
     }
+
+
+def objectives_benchmark(config_path: str, batch: int, seq_len: int, repeats: int) -> dict:
+    """Training step time (forward, backward, AdamW) of each algorithm's objective in a config
+    (its first cell's: learned gates and their loss terms, a teacher) against plain MLM training
+    of the config's model shape, interleaved in one run."""
+    from polyprune.config import (
+        GRADIENT,
+        algorithm_cells,
+        load,
+        objective_spec,
+        study_languages,
+    )
+    from polyprune.pipeline import make_objective
+
+    config = load(config_path)
+    cfg = resolve_shape(config_path)
+    langs = study_languages(config)
+    ids = torch.randint(4, cfg.vocab_size - 1, (batch, seq_len))
+    labels = torch.where(torch.rand(ids.shape) < 0.15, ids, -100)
+    specs = {"mlm": None}
+    for algorithm in config["pruning"]["algorithms"]:
+        if algorithm != GRADIENT:
+            cell = algorithm_cells(config, algorithm)[0].name
+            specs[cell] = objective_spec(config, cell)
+    steps = {}
+    for name, spec in specs.items():
+        torch.manual_seed(0)
+        objective = make_objective(MaskedLM(cfg), spec, langs, 0)
+        steps[name] = objective_step(objective, ids, labels, langs[0])
+    times = interleaved_medians(steps, repeats)
+    return {
+        "config": config_path,
+        "threads": torch.get_num_threads(),
+        "train_batch": [batch, seq_len],
+        "step_s": times,
+        "vs_mlm": {name: t / times["mlm"] for name, t in times.items()},
+    }
+
+
+def objective_step(objective, ids, labels, lang: str):
+    """One training step of an objective on a batch in `lang`, as a callable."""
+    objective.train()
+    opt = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-6)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss, _ = objective(ids, labels, lang)
+        loss.backward()
+        opt.step()
+
+    return step

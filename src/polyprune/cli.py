@@ -111,6 +111,12 @@ def cmd_bench_gates(args) -> dict:
     return gates_benchmark(args.shape, args.batch, args.seq_len, args.repeats, args.sparsity)
 
 
+def cmd_bench_objectives(args) -> dict:
+    from polyprune.bench import objectives_benchmark
+
+    return objectives_benchmark(args.config, args.batch, args.seq_len, args.repeats)
+
+
 def cmd_cost(args) -> None:
     from polyprune.cost import cost_table, job_costs
 
@@ -166,6 +172,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, default=10)
     s.add_argument("--sparsity", type=float, default=0.5)
     s.set_defaults(run=cmd_bench_gates)
+
+    s = sub.add_parser(
+        "bench-objectives", help="step time of L0 and distillation training vs plain MLM"
+    )
+    s.add_argument("--config", default="config/config.yaml", help="its model shape and algorithms")
+    s.add_argument("--batch", type=int, default=64)
+    s.add_argument("--seq-len", type=int, default=32)
+    s.add_argument("--repeats", type=int, default=10)
+    s.set_defaults(run=cmd_bench_objectives)
 
     s = sub.add_parser(
         "cost", help="what a finished run's jobs cost, per rule (job-seconds, start-up share)"

@@ -104,12 +104,34 @@ def _check_semantics(config: dict) -> None:
         for key in ("grid", "selection"):
             if mode not in finetune[key]:
                 raise ConfigError(f"config key finetune.{key}.{mode}: missing")
+    _check_algorithms(config)
     for key in ("base_training", "pretraining"):
         t = config.get(key)
         if t and t["batch_size"] % t["micro_batch_size"]:
             raise ConfigError(f"config key {key}.batch_size: not a multiple of micro_batch_size")
         if t and t["warmup_steps"] > t["steps"]:
             raise ConfigError(f"config key {key}.warmup_steps: more than steps ({t['steps']})")
+
+
+def _check_algorithms(config: dict) -> None:
+    algorithms = config["pruning"]["algorithms"]
+    if any(a in LEARNED for a in algorithms) and "l0" not in config["pruning"]:
+        raise ConfigError("config key pruning.l0: missing (needed for the L0 algorithms)")
+    if (DISTIL in algorithms or "l0impkd" in algorithms) and "distillation" not in config:
+        raise ConfigError("config key distillation: missing (needed for distil and l0impkd)")
+    if (
+        any(a in ("l0imp", "l0impkd") for a in algorithms)
+        and config["pruning"]["l0"]["family_prior"]
+    ):
+        language_families(config)
+    layers = (config.get("distillation") or {}).get("student_layers")
+    depth = config["model"]["shape"]["layers"] if "shape" in config["model"] else None
+    if depth is None and config["model"]["base"] in SHAPES:
+        depth = SHAPES[config["model"]["base"]]["layers"]
+    if isinstance(layers, list) and depth is not None and max(layers) >= depth:
+        raise ConfigError(
+            f"config key distillation.student_layers: the model has layers 0-{depth - 1}"
+        )
 
 
 def _check_language_codes(config: dict) -> None:
@@ -269,32 +291,68 @@ def train_sequences(config: dict, lang: str) -> int | None:
 # ---- cells ------------------------------------------------------------------------------------
 
 
+def component_weights(head_dim: int, weights: dict) -> dict[str, float]:
+    """Size of one component in units of d (Appendix B): a head removes a head_dim-wide slice of
+    Wq, Wk, Wv and Wo; an FFN unit a column of W1 and a row of W2; an embedding rank is weighted
+    by the config (the paper: 1)."""
+    return {
+        "heads": weights.get("head_per_dim", 4) * head_dim,
+        "ffn": weights.get("ffn", 2),
+        "emb": weights.get("emb", 1),
+    }
+
+
+# How an algorithm makes its cells (docs/method.md): gradient prunes by importance and continues
+# pretraining with the gates frozen; the L0 family learns its gates during continued pretraining
+# (vanilla L0 shared, named by its λ; improved L0 non-shared, named by its target: l0con with the
+# sparsity constraint, l0imp with the diversity loss as well, l0impkd with distillation as well);
+# distil is DistilXLM-R, a half-depth student.
+GRADIENT = "gradient"
+DISTIL = "distil"
+VANILLA_L0 = "l0"
+IMPROVED_L0 = ("l0con", "l0imp", "l0impkd")
+LEARNED = (VANILLA_L0, *IMPROVED_L0)
+# Table 1's rows and Table 2's (the improved-L0 ablation); cells of Table 2 alone are fine-tuned
+# on finetune.ablation_tasks
+TABLE1_ALGORITHMS = (DENSE, DISTIL, GRADIENT, VANILLA_L0, "l0imp")
+TABLE2_ALGORITHMS = LEARNED
+
+
 @dataclass(frozen=True)
 class Cell:
     algorithm: str
-    setting: str
-    sparsity: float
+    setting: str | None = None  # shared | nonshared; None for dense and distil
+    sparsity: float | None = None  # the target (gradient, improved L0)
+    lam: float | None = None  # vanilla L0's λ (its sparsity is a result)
 
     @property
     def name(self) -> str:
-        return cell_name(self.algorithm, self.setting, self.sparsity)
+        return cell_name(self)
 
 
-def cell_name(algorithm: str, setting: str, sparsity: float) -> str:
-    """`gradient-shared-s50`; sparsities that are not whole percents keep their decimals."""
-    percent = round(sparsity * 100, 6)
-    label = f"{percent:g}".replace(".", "p")
-    return f"{algorithm}-{setting}-s{label}"
+def _number(x: float) -> str:
+    return f"{round(x, 6):g}".replace(".", "p")
 
 
-def parse_cell(name: str) -> Cell | None:
-    """The cell a name stands for; None for the dense baseline."""
-    if name == DENSE:
-        return None
-    m = re.fullmatch(r"([a-z0-9]+)-(shared|nonshared)-s([0-9p]+)", name)
+def cell_name(cell: Cell) -> str:
+    """`dense`, `distil`, `gradient-shared-s50`, `l0imp-nonshared-s50`, `l0-shared-lam0p5`;
+    values that are not whole keep their decimals."""
+    if cell.setting is None:
+        return cell.algorithm
+    size = f"lam{_number(cell.lam)}" if cell.lam is not None else f"s{_number(cell.sparsity * 100)}"
+    return f"{cell.algorithm}-{cell.setting}-{size}"
+
+
+def parse_cell(name: str) -> Cell:
+    if name in (DENSE, DISTIL):
+        return Cell(name)
+    m = re.fullmatch(r"([a-z0-9]+)-(shared|nonshared)-(s|lam)([0-9p]+(?:e[-+]?[0-9]+)?)", name)
     if not m:
         raise ValueError(f"not a cell name: {name!r}")
-    return Cell(m[1], m[2], float(m[3].replace("p", ".")) / 100)
+    value = float(m[4].replace("p", "."))
+    if m[3] == "lam":
+        return Cell(m[1], m[2], lam=value)
+    return Cell(m[1], m[2], sparsity=value / 100)
 
 
 def dense_pretraining(config: dict) -> bool:
@@ -317,10 +375,11 @@ def identity(config: dict, settings: dict | None = None) -> dict:
     }
 
 
-def step_settings(config: dict, *keys: str) -> dict:
+def step_settings(config: dict, *keys: str, **derived) -> dict:
     """The keys of the config a step reads (`section` or `section.key`, nested as in the
-    config; absent ones left out), with its identity."""
-    chosen: dict = {}
+    config; absent ones left out), what the workflow derived from others for this job (e.g. a
+    cell's objective), and its identity."""
+    chosen: dict = dict(derived)
     for key in keys:
         *sections, last = key.split(".")
         node, into = config, chosen
@@ -341,9 +400,94 @@ def grid_points(finetune: dict, train_set: str, mode: str) -> list[tuple[float, 
     return [(lr, epochs) for lr in points["lr"] for epochs in points["epochs"]]
 
 
-def cells(config: dict) -> list[str]:
+def algorithm_cells(config: dict, algorithm: str) -> list[Cell]:
     p = config["pruning"]
-    grid = [
-        cell_name(a, s, x) for a in p["algorithms"] for s in p["settings"] for x in p["sparsities"]
-    ]
-    return [DENSE, *grid]
+    if algorithm == GRADIENT:
+        return [Cell(algorithm, s, x) for s in p["settings"] for x in p["sparsities"]]
+    if algorithm == VANILLA_L0:
+        return [Cell(algorithm, "shared", lam=lam) for lam in p["l0"]["lambdas"]]
+    if algorithm in IMPROVED_L0:
+        return [Cell(algorithm, "nonshared", x) for x in p["sparsities"]]
+    return [Cell(algorithm)]
+
+
+def cells(config: dict) -> list[str]:
+    """Every cell of the study: the dense row, then each listed algorithm's cells."""
+    algorithms = config["pruning"]["algorithms"]
+    return [DENSE, *(c.name for a in algorithms for c in algorithm_cells(config, a))]
+
+
+def table_cells(config: dict, table: int) -> list[str]:
+    """The cells that Table 1 or Table 2 shows, in the config's order."""
+    algorithms = TABLE1_ALGORITHMS if table == 1 else TABLE2_ALGORITHMS
+    return [c for c in cells(config) if parse_cell(c).algorithm in algorithms]
+
+
+def cell_tasks(config: dict, cell: str) -> list[str]:
+    """The evaluation tasks a cell is fine-tuned and tested on: finetune.tasks, or for a cell
+    that only Table 2 shows, finetune.ablation_tasks when set."""
+    finetune = config["finetune"]
+    ablation = finetune.get("ablation_tasks")
+    if ablation and cell not in table_cells(config, 1):
+        return [t for t in finetune["tasks"] if t in ablation]
+    return list(finetune["tasks"])
+
+
+def language_families(config: dict) -> dict[str, str]:
+    """Each study language's family (Table 4): the demo world's, or the language table's
+    `family` column."""
+    if config["corpus"]["source"] == "synthetic":
+        world = config["world"]["languages"]
+        found = {lang: world[lang].get("family") for lang in study_languages(config)}
+    else:
+        table = config["corpus"].get("languages_table")
+        rows = _language_table(table) if table else {}
+        found = {lang: rows.get(lang, {}).get("family") for lang in study_languages(config)}
+    missing = [lang for lang, family in found.items() if not family]
+    if missing:
+        raise ConfigError(
+            f"config key pruning.l0.family_prior: no family for {missing} (world.languages or"
+            " the language table's family column)"
+        )
+    return found
+
+
+def objective_spec(config: dict, name: str) -> dict | None:
+    """What a cell's continued pretraining minimises (pipeline.make_objective), from the keys
+    its algorithm reads; None for MLM with the model's own gates (dense, gradient)."""
+    cell = parse_cell(name)
+    if cell.algorithm in (DENSE, GRADIENT):
+        return None
+    distillation = {k: v for k, v in config["distillation"].items() if k != "student_layers"}
+    if cell.algorithm == DISTIL:
+        layers = config["distillation"]["student_layers"]
+        return {"kind": "distil", "layers": layers, "distillation": distillation}
+    p, l0 = config["pruning"], config["pruning"]["l0"]
+    hard_concrete = dict(l0["hard_concrete"])
+    hard_concrete["beta"] = hard_concrete.pop("temperature")
+    settings = {"alpha_lr": l0["alpha_lr"], "alpha_only_steps": l0["alpha_only_steps"]}
+    spec = {
+        "kind": "l0",
+        "setting": cell.setting,
+        "scope": p["scope"],
+        "component_weights": p["component_weights"],
+        "hard_concrete": hard_concrete,
+        "l0": settings,
+    }
+    if cell.algorithm == VANILLA_L0:
+        settings["lam"] = cell.lam
+        return spec
+    settings.update(
+        target_sparsity=cell.sparsity,
+        constraint=l0["constraint"],
+        constraint_weight=l0["constraint_weight"],
+    )
+    if l0["constraint"] == "lagrangian":
+        settings["lagrangian_lr"] = l0["lagrangian_lr"]
+    if cell.algorithm in ("l0imp", "l0impkd"):
+        settings["diversity"] = l0["diversity"]
+        if l0["family_prior"]:
+            spec["families"] = language_families(config)
+    if cell.algorithm == "l0impkd":
+        spec["distillation"] = distillation
+    return spec

@@ -79,17 +79,6 @@ class GateTable(nn.Module):
         return self.select(row)
 
 
-def component_weights(head_dim: int, weights: dict) -> dict[str, float]:
-    """Size of one component in units of d (Appendix B): a head removes a head_dim-wide slice of
-    Wq, Wk, Wv and Wo; an FFN unit a column of W1 and a row of W2; an embedding rank is weighted
-    by the config (the paper: 1)."""
-    return {
-        "heads": weights.get("head_per_dim", 4) * head_dim,
-        "ffn": weights.get("ffn", 2),
-        "emb": weights.get("emb", 1),
-    }
-
-
 def kept_weight(gates: Gates, unit: dict[str, float], kinds=("heads", "ffn")) -> float:
     """Weighted size of the components a (single-row) gate set keeps, for the given kinds."""
     total = 0.0

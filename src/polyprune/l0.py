@@ -6,7 +6,7 @@ eval mode. The loss terms are plain functions that the training loop adds to the
 vanilla L0 penalty (Eq 10), the sparsity constraint (Eq 11, absolute or Lagrangian) and the
 diversity loss (Eq 12).
 
-Sizes use the Appendix B weights (`gates.component_weights`) and the kinds of `prune.SCOPES`, so
+Sizes use the Appendix B weights (`config.component_weights`) and the kinds of `prune.SCOPES`, so
 that `expected_sparsity` of a gate set whose gates are all 0 or 1 equals `gates.sparsity` and
 `prune.achieved_sparsity` of its deterministic gates.
 """

@@ -115,6 +115,7 @@ class L0Settings:
     target_sparsity: float | None = None
     lam: float = 0.0
     constraint: str = "absolute"  # the paper's Eq 11 | lagrangian: CoFiPruning's λ ascent
+    constraint_weight: float = 1.0
     diversity: float = 0.0
     alpha_lr: float = 0.1
     lagrangian_lr: float = 0.1
@@ -152,7 +153,7 @@ class L0(Objective):
         if spec.lam:
             loss = loss + spec.lam * l0_penalty(self.gates, self.kinds)
         if spec.target_sparsity is not None:
-            loss = loss + sparsity_constraint(
+            loss = loss + spec.constraint_weight * sparsity_constraint(
                 self.gates, spec.target_sparsity, self.kinds, spec.constraint, self.lagrangian
             )
         if spec.diversity:

@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from polyprune import data
-from polyprune.config import parse_cell
-from polyprune.gates import component_weights
+from polyprune.config import component_weights, parse_cell
 from polyprune.importance import (
     factorize_embeddings,
     gradient_importance,
@@ -104,7 +103,9 @@ def train_model(
     are removed once the model is written."""
     seed = identity["seed"]
     model = scratch_model(shape, tokenizer_dir, seed) if init is None else load_model(init)
-    settings = TrainSettings(**{**training, "seed": seed})
+    # learned gates train alone first (Appendix A), before the weights' `steps`
+    alone = (objective or {}).get("l0", {}).get("alpha_only_steps", 0)
+    settings = TrainSettings(**{**training, "steps": training["steps"] + alone, "seed": seed})
     shards = open_shards(shard_dirs, "train", tokenizer_dir, data_cfg)
     log(f"languages and sampling probabilities: {dict(zip(shards.langs, shards.probs.round(4)))}")
     trained = make_objective(model, objective, shards.langs, seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from polyprune.config import DENSE, component_weights
 from polyprune.io import read_json
 from polyprune.tasks.spec import EVALUATION_TASKS, PRIMARY_METRIC, TASK_TYPES
 
@@ -43,11 +44,50 @@ def _cell_value(by_lang: dict, task: str) -> str:
     return f"{avg[PRIMARY_METRIC[TASK_TYPES[task]]]:.1f}"
 
 
-def table1(scores: dict, cells: list[str], modes: list[str], tasks: list[str]):
-    """Rows (mode, cell); columns the tasks' averages over languages (QA: F1 / EM) and the
-    average of the primary metrics. Returns (rows for CSV, Markdown text)."""
+def encoder_sparsity(counts: dict, dense: dict, weights: dict) -> float:
+    """The share of the dense encoder's heads and FFN units (Appendix B weights) that a model's
+    parameter counts (bench.param_counts) no longer have: a removed layer counts in full."""
+    unit = component_weights(dense["head_dim"], weights)
+
+    def kept(c):
+        return unit["heads"] * sum(c["heads"]) + unit["ffn"] * sum(c["ffn"])
+
+    return 1 - kept(counts) / kept(dense)
+
+
+def cell_sizes(params: dict, weights: dict) -> dict:
+    """Per cell (from its params.json, `params` keyed by cell, the dense one included): encoder
+    sparsity and total parameters, each averaged over the cell's gate sets (one per language
+    in the non-shared setting), with the range of the sparsity across them."""
+    dense = params[DENSE]["stored"]
+    sizes = {}
+    for cell, counts in params.items():
+        sets = list(counts.get("gate_sets", {}).values()) or [counts["stored"]]
+        sparsity = [encoder_sparsity(c, dense, weights) for c in sets]
+        sizes[cell] = {
+            "sparsity": sum(sparsity) / len(sparsity),
+            "sparsity_range": [min(sparsity), max(sparsity)],
+            "params": sum(c["total"] for c in sets) / len(sets),
+        }
+    return sizes
+
+
+def _size_columns(size: dict | None) -> list[str]:
+    if size is None:
+        return ["-", "-"]
+    low, high = size["sparsity_range"]
+    spread = f" ({100 * low:.1f}-{100 * high:.1f})" if high - low >= 0.0005 else ""
+    return [f"{100 * size['sparsity']:.1f}{spread}", f"{size['params'] / 1e6:.2f}M"]
+
+
+def score_table(
+    scores: dict, cells: list[str], modes: list[str], tasks: list[str], sizes: dict | None = None
+):
+    """Rows (mode, cell); columns the encoder sparsity reached and the parameters (averages over
+    a cell's gate sets), the tasks' averages over languages (QA: F1 / EM) and the average of the
+    primary metrics. Returns (header, rows for CSV, Markdown text)."""
     ordered = [t for t in EVALUATION_TASKS if t in tasks]
-    header = ["mode", "model", *(TASK_TITLES[t] for t in ordered), "Avg"]
+    header = ["mode", "model", "Sparsity %", "Params", *(TASK_TITLES[t] for t in ordered), "Avg"]
     rows = []
     for mode in modes:
         for cell in cells:
@@ -59,6 +99,7 @@ def table1(scores: dict, cells: list[str], modes: list[str], tasks: list[str]):
                 [
                     mode,
                     cell,
+                    *_size_columns((sizes or {}).get(cell)),
                     *(_cell_value(v, t) if v else "-" for t, v in found.items()),
                     f"{sum(primary) / len(primary):.1f}" if primary else "-",
                 ]

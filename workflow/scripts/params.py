@@ -1,4 +1,4 @@
-"""Parameter counts of a cell's final checkpoint."""
+"""Parameter counts of a cell's final checkpoint, with the head width of the Appendix B weights."""
 
 from polyprune.bench import model_counts
 from polyprune.io import write_json
