@@ -13,6 +13,7 @@ from polyprune.tasks.finetune import (
     FinetuneSettings,
     evaluate,
     finetune,
+    length_batches,
     predict,
     score,
     token_rows,
@@ -321,3 +322,38 @@ def test_retrieval_runs_each_side_with_its_languages_gates(tokenizer):
     assert same["qab"]["accuracy"] == pytest.approx(100)
     with pytest.raises(LanguageCoverageError, match="qzz"):
         retrieval_scores(model, tokenizer, "tatoeba", by_lang, 2, 16, source_lang="qzz")
+
+
+def test_length_batches_cover_every_row_once_in_similar_lengths():
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(203)]
+    batches = length_batches(lengths, 16, 4, torch.Generator().manual_seed(0))
+    assert sorted(i for b in batches for i in b) == list(range(203))
+    assert len(batches) == -(-203 // 16)  # as many steps as plain random batches
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    plain = length_batches(lengths, 16, 1, torch.Generator().manual_seed(0))
+    assert sorted(i for b in plain for i in b) == list(range(203))
+    assert spread < sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain) / 2
+    again = length_batches(lengths, 16, 4, torch.Generator().manual_seed(0))
+    assert again == batches
+
+
+def test_train_share_keeps_the_source_and_a_share_of_each_translation(tmp_path):
+    import json
+
+    import yaml
+
+    from polyprune.config import ROOT
+    from polyprune.tasks.pipeline import prepare_task, read_records
+
+    world = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["world"]
+    tasks = {"source": "synthetic", "sizes": {"xnli": {"train": 8}}, "train_share": {"xnli": 0.5}}
+    langs = list(world["languages"])
+    prepare_task("xnli", tasks, world, tmp_path / "xnli", {"run": "t", "seed": 0}, langs)
+    manifest = json.loads((tmp_path / "xnli" / "manifest.json").read_text())
+    assert manifest["train_share"] == 0.5
+    assert manifest["counts"]["train"] == {lang: 8 if lang == "qaa" else 4 for lang in langs}
+    full = tmp_path / "full"
+    prepare_task("xnli", {**tasks, "train_share": {}}, world, full, {"run": "t", "seed": 0}, langs)
+    kept = read_records(tmp_path / "xnli", "train", "qab")
+    assert kept == read_records(full, "train", "qab")[:4]

@@ -216,3 +216,31 @@ def test_audit_jobs_get_the_resources_of_the_jobs_they_rerun():
     assert {"audit_importance", "audit_finetune"} <= set(rerun)
     for rule in rerun:
         assert audit[rule] == study[rule.removeprefix("audit_")], rule
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_training_stops_before_its_time_limit_and_the_retry_resumes(slurm, tmp_path):
+    # The demo's base model through the shipped profile with a one-minute limit: the job reads
+    # its end time from squeue, checkpoints 50 s before it and stops; Snakemake resubmits it
+    # with a longer limit, and the retry resumes from that checkpoint (the only one: periodic
+    # checkpoints never come) and completes the target.
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["base_training"].update(
+        steps=2000, checkpoint_every=10**6, log_every=500, time_limit_margin=50
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    profile = write_profile(
+        slurm,
+        tmp_path / "profile",
+        configfile="config.yaml",
+        retries=1,
+        set_resources={"base_model": {"runtime": "1 + 29 * (attempt - 1)"}},
+    )
+    target = ["--snakefile", str(REPO / "Snakefile"), "results/tiny/base"]
+    done = finish(slurm.snakemake(tmp_path, profile, *target), timeout=1200)
+    log = (tmp_path / "logs" / "tiny" / "base_model.log").read_text()
+    resumed = re.search(r"resumed from \S+ at step (\d+)", log)
+    assert resumed, done[-3000:]
+    assert 0 < int(resumed[1]) < 2000
+    assert (tmp_path / "results" / "tiny" / "base" / "model.safetensors").exists()

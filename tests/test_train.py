@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from polyprune import data
+from polyprune import data, train
 from polyprune.errors import CheckpointError, ConfigError
 from polyprune.model import MaskedLM, ModelConfig, save_model
 from polyprune.objectives import MLM
@@ -334,9 +334,26 @@ def test_a_time_limit_warning_checkpoints_the_step_in_progress(world, reference,
             os.kill(os.getpid(), signal.SIGUSR1)
 
     run(world, ckpt, stop_after=3, log=log)
-    assert "time-limit warning: checkpoint at step 3" in said
+    assert "time-limit warning (signal): checkpoint at step 3" in said
     assert [p.name for p in checkpoints(ckpt)] == ["step-00000002", "step-00000003"]
     model, records = run(world, ckpt)
     assert records[0]["step"] == 4
     assert_same_weights(model.state_dict(), reference[0].state_dict())
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # the handler was removed
+
+
+def test_a_job_stops_with_a_checkpoint_before_its_allocation_ends(
+    world, reference, tmp_path, monkeypatch
+):
+    """Under Slurm, `time_limit_margin` seconds before the allocation's end (here: already
+    past), the step in progress is saved and the job stops with one line; a rerun resumes."""
+    monkeypatch.setattr(train, "allocation_end", lambda: time.time() + 30)
+    ckpt, said = tmp_path / "ckpt", []
+    with pytest.raises(train.TimeLimitReached, match=r"ckpt: stopped at step 1 of 8, 60 s before"):
+        run(world, ckpt, log=said.append, time_limit_margin=60)
+    assert "time-limit warning (deadline): checkpoint at step 1" in said
+    assert [p.name for p in checkpoints(ckpt)] == ["step-00000001"]
+    monkeypatch.setattr(train, "allocation_end", lambda: None)  # outside Slurm: no deadline
+    model, records = run(world, ckpt, time_limit_margin=60)
+    assert records[0]["step"] == 2
+    assert_same_weights(model.state_dict(), reference[0].state_dict())

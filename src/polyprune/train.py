@@ -22,9 +22,11 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class TrainSettings:
     zero_stage: int | None = None  # None: no DeepSpeed
     deepspeed_config: str | None = None  # a JSON file from config/deepspeed/
     log_every: int = 10
+    time_limit_margin: int = 0  # seconds before the Slurm allocation ends: checkpoint and stop
     seed: int = 0
 
     def __post_init__(self):
@@ -66,7 +69,7 @@ class TrainSettings:
     def fingerprint(self) -> dict:
         """The settings a checkpoint must agree with to be resumed (not logging/checkpointing)."""
         keep = asdict(self)
-        for volatile in ("checkpoint_every", "keep_checkpoints", "log_every"):
+        for volatile in ("checkpoint_every", "keep_checkpoints", "log_every", "time_limit_margin"):
             keep.pop(volatile)
         keep["adam_betas"] = list(keep["adam_betas"])
         return keep
@@ -414,25 +417,55 @@ def resume_point(engine, ckpt_dir: Path, s: TrainSettings, job: str, dist: Dist,
     return meta["step"]
 
 
-class TimeLimitWarning:
-    """SIGUSR1, which the Slurm profile asks for before a training job's time limit
-    (`--signal=USR1@...`): the step in progress ends with a checkpoint, so that the retried
-    job resumes from there. Every process gets the signal, not necessarily in the same step:
-    they agree on it (a DeepSpeed save is collective)."""
+class TimeLimitReached(CheckpointError):
+    """A training job stopped before its allocation's time limit, with a checkpoint to resume."""
 
-    def __init__(self, dist: Dist):
+
+def allocation_end() -> float | None:
+    """When the Slurm job this process runs in reaches its time limit (epoch seconds), from
+    squeue; None outside Slurm, or without a limit."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or not shutil.which("squeue"):
+        return None
+    out = subprocess.run(
+        ["squeue", "--noheader", "--jobs", job, "--format", "%e"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        return datetime.fromisoformat(out.stdout.strip()).timestamp()
+    except ValueError:  # "N/A", "UNLIMITED", or squeue failed
+        return None
+
+
+class TimeLimitWarning:
+    """When a training job should checkpoint before its time limit, so that the retried job
+    resumes from the step it reached:
+    - SIGUSR1 (`--signal=USR1@...`, where a site asks Slurm for it): the step in progress ends
+      with a checkpoint and training carries on;
+    - `time_limit_margin` seconds before the Slurm allocation ends (squeue's end time): the step
+      in progress ends with a checkpoint and the job stops (TimeLimitReached).
+    Processes get the signal, and reach the deadline, not necessarily in the same step: they
+    agree on it (a DeepSpeed save is collective)."""
+
+    def __init__(self, dist: Dist, margin: int):
         self.dist, self.received = dist, False
+        end = allocation_end() if margin > 0 else None
+        self.deadline = None if end is None else end - margin
         self.previous = signal.signal(signal.SIGUSR1, self.receive)
 
     def receive(self, *_) -> None:
         self.received = True
 
-    def due(self) -> bool:
-        flag = torch.tensor([float(self.received)], device=self.dist.device)
+    def due(self) -> str | None:
+        """None, "signal" or "deadline"."""
+        late = self.deadline is not None and time.time() >= self.deadline
+        flags = torch.tensor([float(self.received), float(late)], device=self.dist.device)
         if self.dist.world > 1:
-            torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
+            torch.distributed.all_reduce(flags, torch.distributed.ReduceOp.MAX)
         self.received = False
-        return bool(flag.item())
+        return "deadline" if flags[1] else "signal" if flags[0] else None
 
     def close(self) -> None:
         signal.signal(signal.SIGUSR1, self.previous)
@@ -482,7 +515,7 @@ def train_mlm(
     if start and dist.main:
         log(f"resumed from {ckpt_dir} at step {start}")
     objective.train()
-    warning = TimeLimitWarning(dist)
+    warning = TimeLimitWarning(dist, s.time_limit_margin)
     try:
         records, losses, parts, t0, tokens = [], [], {}, time.perf_counter(), 0
         for step in range(start, s.steps):
@@ -517,9 +550,14 @@ def train_mlm(
                 engine.save(ckpt_dir / f"step-{done:08d}", done)
                 if dist.main:
                     if warned:
-                        log(f"time-limit warning: checkpoint at step {done}")
+                        log(f"time-limit warning ({warned}): checkpoint at step {done}")
                     for old in checkpoints(ckpt_dir)[: -s.keep_checkpoints]:
                         shutil.rmtree(old)
+                if warned == "deadline" and done < s.steps:
+                    raise TimeLimitReached(
+                        f"{ckpt_dir}: stopped at step {done} of {s.steps}, {s.time_limit_margin} s"
+                        " before the job's time limit; a rerun resumes from this checkpoint"
+                    )
                 if stop_after is not None and done >= stop_after:
                     break
     finally:

@@ -39,6 +39,9 @@ class FinetuneSettings:
     seed: int = 0
     lengths: Lengths = field(default_factory=Lengths)
     log_every: int = 50
+    # Batches drawn from pools of this many batches' rows sorted by length, so that a batch
+    # pads little (Hugging Face's group_by_length); 1: plain random batches.
+    length_pool: int = 50
 
 
 def task_type(task: str) -> str:
@@ -231,13 +234,10 @@ def finetune(
     order = torch.Generator().manual_seed(settings.seed)
     task_model.train()
     step, started = 0, time.perf_counter()
+    lengths = [len(ids) for ids in rows.input_ids]
     for epoch in range(settings.epochs):
-        for picked in torch.randperm(len(rows.input_ids), generator=order).split(
-            settings.batch_size
-        ):
-            ids, mask, gate_set, targets = _batch(
-                rows, picked.tolist(), model.cfg.pad_id, gates, device
-            )
+        for picked in length_batches(lengths, settings.batch_size, settings.length_pool, order):
+            ids, mask, gate_set, targets = _batch(rows, picked, model.cfg.pad_id, gates, device)
             loss = task_model.loss(task_model(ids, mask, gate_set), targets)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(task_model.parameters(), settings.grad_clip)
@@ -251,9 +251,31 @@ def finetune(
     return task_model.eval()
 
 
+def length_batches(
+    lengths: Sequence[int], batch_size: int, pool: int, generator: torch.Generator
+) -> list[list[int]]:
+    """One epoch's batches of row indices, in random order: the rows, shuffled, are cut into
+    pools of `pool` batches; each pool is sorted by length and cut into batches, so that a batch
+    holds rows of similar length. As many batches as plain random batching makes."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = []
+    for first in range(0, len(order), batch_size * pool):
+        rows = sorted(order[first : first + batch_size * pool], key=lambda i: -lengths[i])
+        batches += [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    if pool <= 1:
+        return batches
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def _optimizer(task_model: TaskModel, settings: FinetuneSettings, steps: int):
+    # The fused kernel: the same update in one pass (on CPU a third of the foreach step's time,
+    # which at the demo's size is a fifth of a training step).
+    fused = next(task_model.parameters()).device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(
-        weight_groups(task_model, settings.weight_decay), lr=settings.lr, eps=settings.adam_eps
+        weight_groups(task_model, settings.weight_decay),
+        lr=settings.lr,
+        eps=settings.adam_eps,
+        fused=fused,
     )
     warmup = round(settings.warmup_ratio * steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(

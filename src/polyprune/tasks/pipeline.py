@@ -23,7 +23,8 @@ def prepare_task(
     """Write a task's normalised records (docs/tasks.md) and its manifest, for the languages of
     the study (`study`): the hub's language codes are mapped onto the study's (e.g. XTREME's
     zh onto CC-100's zh-Hans, `tasks.language_codes`), and languages outside it are dropped and
-    listed in the manifest."""
+    listed in the manifest. With `tasks.train_share.<task>`, each language but the source keeps
+    that share of its training records (the first ones: the translate-train-all data)."""
     if tasks_cfg["source"] == "synthetic":
         from polyprune.synth import World
 
@@ -61,11 +62,14 @@ def prepare_task(
         }
     dropped = sorted({lang for ls in langs.values() for lang in ls if lang not in study})
     langs = {split: [lang for lang in ls if lang in study] for split, ls in langs.items()}
+    share = tasks_cfg.get("train_share", {}).get(task, 1.0)
     counts = {}
     with atomic_dir(out_dir) as tmp:
         for split, split_langs in langs.items():
             for lang in split_langs:
                 records = load(split, lang)
+                if split == "train" and lang != source_lang:
+                    records = records[: round(share * len(records))]
                 write_records(tmp / split / f"{lang}.jsonl", records)
                 counts.setdefault(split, {})[lang] = len(records)
         manifest = {
@@ -75,6 +79,7 @@ def prepare_task(
             "source_lang": source_lang,
             "splits": {split: ls for split, ls in langs.items() if ls},
             "counts": counts,
+            "train_share": share,
             "dropped_languages": dropped,
             "origin": origin,
             "provenance": provenance(identity),
