@@ -25,6 +25,7 @@ OUT = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
 LANGS = polyconfig.study_languages(config)
 CELLS = polyconfig.cells(config)
+NONSHARED = [c for c in CELLS if polyconfig.parse_cell(c).setting == "nonshared"]
 SCRATCH = config["model"]["base"] == "scratch"
 SYNTHETIC = config["corpus"]["source"] == "synthetic"
 SIZES = polyconfig.corpus_sizes(config)
@@ -118,6 +119,9 @@ def study_outputs():
     outputs = [f"{OUT}/cells/{cell}/{name}" for cell in CELLS for name in per_cell]
     if config.get("finetune"):
         outputs += [f"{OUT}/tables/table{n}.md" for n in (1, 2) if TABLE_CELLS[n]]
+    outputs.append(f"{OUT}/tables/table4.md")
+    if NONSHARED:  # Figure 7 compares the languages' subnetworks of non-shared cells
+        outputs.append(f"{OUT}/figures/figure7.png")
     return outputs
 
 

@@ -53,3 +53,60 @@ rule table2:
         cells=TABLE_CELLS[2],
     script:
         "../workflow/scripts/table2.py"
+
+
+rule table4:
+    output:
+        md=f"{OUT}/tables/table4.md",
+        csv=f"{OUT}/tables/table4.csv",
+        prior=f"{OUT}/tables/table4-prior.csv",
+    log:
+        f"{LOGS}/table4.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(
+            "languages",
+            "corpus.source",
+            *(
+                ["world.languages"]
+                if SYNTHETIC
+                else ["corpus.languages_table", "corpus.size_column"]
+            ),
+            "pruning.l0.family_prior",
+        ),
+    script:
+        "../workflow/scripts/table4.py"
+
+
+rule subnetworks:
+    input:
+        [f"{OUT}/cells/{cell}/pruned" for cell in NONSHARED],
+    output:
+        f"{OUT}/figures/figure7.csv",
+    log:
+        f"{LOGS}/subnetworks.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        settings=settings(),
+        cells=NONSHARED,
+        families={row["code"]: row["family"] for row in polyconfig.language_rows(config)},
+    script:
+        "../workflow/scripts/subnetworks.py"
+
+
+rule figure7:
+    input:
+        rules.subnetworks.output[0],
+    output:
+        png=f"{OUT}/figures/figure7.png",
+        pdf=f"{OUT}/figures/figure7.pdf",
+    log:
+        f"{LOGS}/figure7.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(),
+    script:
+        "../workflow/scripts/figure7.py"

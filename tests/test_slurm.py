@@ -19,7 +19,8 @@ from slurm_cluster import REPO, finish, write_profile
 # The workflow's rules by where the profiles put them (the paper's DAG; the demo adds the
 # training of its base model, `base_model`, a GPU rule there).
 CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export", "bench_params"]
-CPU_RULES += ["prepare_task", "select", "chance", "table1", "table2"]
+CPU_RULES += ["prepare_task", "select", "chance", "table1", "table2", "table4"]
+CPU_RULES += ["subnetworks", "figure7"]
 GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval"]
 
 WORKER = """\

@@ -77,6 +77,25 @@ def test_table1_has_every_cell_task_and_mode(study):
 
 
 @pytest.mark.slow
+def test_table4_and_figure7_come_with_their_data(study):
+    with open(study / "tables" / "table4.csv") as fh:
+        languages = list(csv.DictReader(fh))
+    assert [r["code"] for r in languages] == LANGS
+    assert [r["family"] for r in languages] == ["aldic", "vetric", "sunic"]
+    with open(study / "tables" / "table4-prior.csv") as fh:
+        prior = list(csv.reader(fh))
+    assert prior[0] == ["language", *LANGS]
+    assert [row[1:] for row in prior[1:]] == [["0", "1", "1"], ["1", "0", "1"], ["1", "1", "0"]]
+    with open(study / "figures" / "figure7.csv") as fh:
+        distances = list(csv.DictReader(fh))
+    assert {r["cell"] for r in distances} == {"gradient-nonshared-s50"}
+    assert len(distances) == len(LANGS) ** 2
+    assert all(float(r["hamming"]) == 0 for r in distances if r["language_a"] == r["language_b"])
+    assert (study / "figures" / "figure7.png").read_bytes()[:4] == b"\x89PNG"
+    assert (study / "figures" / "figure7.pdf").read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.slow
 def test_nothing_left_to_do_and_a_damaged_shard_is_named(tiny_run, tmp_path):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     workdir = copy_run(tiny_run, tmp_path / "run")
@@ -158,7 +177,12 @@ def test_a_new_sparsity_plans_only_its_own_cells(tiny_run, tmp_path):
     jobs = planned(tiny_run, tmp_path, pruning={"sparsities": [0.5, 0.7]})
     cells = {wildcards.get("cell") for _, wildcards in jobs}
     assert cells == {"gradient-shared-s70", "gradient-nonshared-s70", None}
-    assert {rule for rule, w in jobs if "cell" not in w} == {"table1", "all"}
+    assert {rule for rule, w in jobs if "cell" not in w} == {
+        "table1",
+        "subnetworks",  # Figure 7 takes the new non-shared cell
+        "figure7",
+        "all",
+    }
     assert {"prune", "pretrain", "finetune", "select", "retrieval"} <= {rule for rule, _ in jobs}
 
 

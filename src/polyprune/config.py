@@ -433,6 +433,36 @@ def cell_tasks(config: dict, cell: str) -> list[str]:
     return list(finetune["tasks"])
 
 
+def language_rows(config: dict) -> list[dict]:
+    """Table 4: each study language's code, name, family ("Missing" where its source has none,
+    as in the paper) and corpus size with its unit."""
+    if config["corpus"]["source"] == "synthetic":
+        world = config["world"]["languages"]
+        return [
+            {
+                "code": lang,
+                "name": world[lang].get("name", lang),
+                "family": world[lang].get("family") or "Missing",
+                "corpus": world[lang].get("corpus_sentences"),
+                "unit": "sentences",
+            }
+            for lang in study_languages(config)
+        ]
+    table = config["corpus"].get("languages_table")
+    rows = _language_table(table) if table else {}
+    column = config["corpus"].get("size_column", "gib")
+    return [
+        {
+            "code": lang,
+            "name": rows.get(lang, {}).get("name", lang),
+            "family": rows.get(lang, {}).get("family") or "Missing",
+            "corpus": rows.get(lang, {}).get(column),
+            "unit": column,
+        }
+        for lang in study_languages(config)
+    ]
+
+
 def language_families(config: dict) -> dict[str, str]:
     """Each study language's family (Table 4): the demo world's, or the language table's
     `family` column."""
