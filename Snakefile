@@ -19,6 +19,7 @@ include: "rules/pretrain.smk"
 include: "rules/bench.smk"
 include: "rules/finetune.smk"
 include: "rules/report.smk"
+include: "rules/figures.smk"
 include: "rules/audit.smk"
 
 

@@ -120,8 +120,7 @@ def study_outputs():
     if config.get("finetune"):
         outputs += [f"{OUT}/tables/table{n}.md" for n in (1, 2) if TABLE_CELLS[n]]
     outputs.append(f"{OUT}/tables/table4.md")
-    if NONSHARED:  # Figure 7 compares the languages' subnetworks of non-shared cells
-        outputs.append(f"{OUT}/figures/figure7.png")
+    outputs += [f"{OUT}/figures/figure{n}.png" for n, cells in FIGURE_CELLS.items() if cells]
     return outputs
 
 
@@ -140,6 +139,24 @@ TASKS = FINETUNE["tasks"] if FINETUNE else []
 TRAIN_SETS = training_sets(TASKS)
 CELL_TASKS = {cell: polyconfig.cell_tasks(config, cell) if FINETUNE else [] for cell in CELLS}
 TABLE_CELLS = {n: polyconfig.table_cells(config, n) for n in (1, 2)}
+# the cells each figure draws: Figure 2 the pruned cells with XNLI translate-train-all scores,
+# Figure 3 the pruned cells of the base model's depth, Figure 7 the non-shared cells
+PRUNED_CELLS = [c for c in CELLS if polyconfig.parse_cell(c).algorithm in polyconfig.PRUNING]
+FIGURE_CELLS = {
+    2: [
+        c
+        for c in PRUNED_CELLS
+        if "xnli" in CELL_TASKS[c] and "translate-train-all" in (FINETUNE or {}).get("modes", [])
+    ],
+    3: PRUNED_CELLS,
+    7: NONSHARED,
+}
+# the keys that the language table (Table 4, Figure 2) reads
+LANGUAGE_KEYS = [
+    "languages",
+    "corpus.source",
+    *(["world.languages"] if SYNTHETIC else ["corpus.languages_table", "corpus.size_column"]),
+]
 NEEDED_TASKS = list(dict.fromkeys([*TRAIN_SETS, *TASKS]))
 
 

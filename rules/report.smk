@@ -77,36 +77,3 @@ rule table4:
         ),
     script:
         "../workflow/scripts/table4.py"
-
-
-rule subnetworks:
-    input:
-        [f"{OUT}/cells/{cell}/pruned" for cell in NONSHARED],
-    output:
-        f"{OUT}/figures/figure7.csv",
-    log:
-        f"{LOGS}/subnetworks.log",
-    conda:
-        "../envs/train.yaml"
-    params:
-        settings=settings(),
-        cells=NONSHARED,
-        families={row["code"]: row["family"] for row in polyconfig.language_rows(config)},
-    script:
-        "../workflow/scripts/subnetworks.py"
-
-
-rule figure7:
-    input:
-        rules.subnetworks.output[0],
-    output:
-        png=f"{OUT}/figures/figure7.png",
-        pdf=f"{OUT}/figures/figure7.pdf",
-    log:
-        f"{LOGS}/figure7.log",
-    conda:
-        "../envs/report.yaml"
-    params:
-        settings=settings(),
-    script:
-        "../workflow/scripts/figure7.py"

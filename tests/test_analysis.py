@@ -1,4 +1,4 @@
-"""Subnetwork distances (Figure 7) and the language table (Table 4), by hand computation."""
+"""The data of Figures 2, 3 and 7 and of Table 4, by hand computation."""
 
 import copy
 
@@ -9,6 +9,7 @@ from workflow_runs import ROOT
 
 from polyprune import config as pc
 from polyprune.analysis import gate_vectors, hamming_distances
+from polyprune.figures import accuracy_losses, layer_sparsity, pearson, pearson_with_ci
 from polyprune.gates import Gates
 from polyprune.model import MaskedLM, ModelConfig
 from polyprune.prune import gated_model
@@ -51,3 +52,46 @@ def test_the_language_table_names_families_and_sizes():
     edited = copy.deepcopy(DEMO)
     edited["world"]["languages"]["qcb"].pop("family")
     assert pc.language_rows(edited)[-1]["family"] == "Missing"
+
+
+def test_layer_sparsity_of_each_pruned_cell_by_hand():
+    dense = {"heads": [4, 4], "ffn": [8, 8]}
+    params = {
+        "dense": {"stored": dense},
+        "gradient-shared-s50": {"stored": {"heads": [2, 4], "ffn": [8, 2]}},
+        "l0imp-nonshared-s50": {
+            "stored": dense,
+            "gate_sets": {
+                "aa": {"heads": [4, 0], "ffn": [4, 8]},
+                "bb": {"heads": [2, 4], "ffn": [8, 8]},
+            },
+        },
+        "distil": {"stored": {"heads": [4], "ffn": [8]}},  # another depth: left out
+    }
+    rows = {(r["cell"], r["kind"], r["layer"]): r["sparsity"] for r in layer_sparsity(params)}
+    assert rows[("gradient-shared-s50", "heads", 0)] == 0.5
+    assert rows[("gradient-shared-s50", "ffn", 1)] == 0.75
+    assert rows[("l0imp-nonshared-s50", "heads", 0)] == 0.25  # mean of 0 and 0.5
+    assert rows[("l0imp-nonshared-s50", "heads", 1)] == 0.5
+    assert {cell for cell, _, _ in rows} == {"gradient-shared-s50", "l0imp-nonshared-s50"}
+
+
+def test_accuracy_losses_and_their_correlation():
+    scores = {
+        "dense": {"aa": {"accuracy": 70.0}, "bb": {"accuracy": 60.0}, "avg": {"accuracy": 65.0}},
+        "l0imp-nonshared-s50": {"aa": {"accuracy": 69.0}, "bb": {"accuracy": 50.0}},
+    }
+    rows = accuracy_losses(scores, {"aa": 100.0, "bb": 1.0})
+    assert rows == [
+        {"cell": "l0imp-nonshared-s50", "algorithm": "regularization", "language": "aa",
+         "corpus": 100.0, "delta": -1.0},
+        {"cell": "l0imp-nonshared-s50", "algorithm": "regularization", "language": "bb",
+         "corpus": 1.0, "delta": -10.0},
+    ]  # fmt: skip
+    assert pearson([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3, 4], [8, 6, 4, 2]) == pytest.approx(-1.0)
+    x = [1, 2, 3, 4, 5, 6, 7, 8]
+    y = [1.2, 1.9, 3.3, 3.8, 5.1, 6.2, 6.8, 8.1]
+    r, low, high = pearson_with_ci(x, y, seed=0)
+    assert low <= r <= high <= 1 and r == pytest.approx(pearson(x, y))
+    assert pearson_with_ci(x, y, seed=0) == (r, low, high)  # seeded

@@ -20,7 +20,7 @@ from slurm_cluster import REPO, finish, write_profile
 # training of its base model, `base_model`, a GPU rule there).
 CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export", "bench_params"]
 CPU_RULES += ["prepare_task", "select", "chance", "table1", "table2", "table4"]
-CPU_RULES += ["subnetworks", "figure7"]
+CPU_RULES += ["subnetworks", "figure2", "figure3", "figure7"]
 GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval"]
 
 WORKER = """\

@@ -77,7 +77,7 @@ def test_table1_has_every_cell_task_and_mode(study):
 
 
 @pytest.mark.slow
-def test_table4_and_figure7_come_with_their_data(study):
+def test_table4_and_figures_2_3_7_come_with_their_data(study):
     with open(study / "tables" / "table4.csv") as fh:
         languages = list(csv.DictReader(fh))
     assert [r["code"] for r in languages] == LANGS
@@ -91,8 +91,17 @@ def test_table4_and_figure7_come_with_their_data(study):
     assert {r["cell"] for r in distances} == {"gradient-nonshared-s50"}
     assert len(distances) == len(LANGS) ** 2
     assert all(float(r["hamming"]) == 0 for r in distances if r["language_a"] == r["language_b"])
-    assert (study / "figures" / "figure7.png").read_bytes()[:4] == b"\x89PNG"
-    assert (study / "figures" / "figure7.pdf").read_bytes()[:4] == b"%PDF"
+    for figure in ("figure2", "figure3", "figure7"):
+        assert (study / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (study / "figures" / f"{figure}.pdf").read_bytes()[:4] == b"%PDF"
+    with open(study / "figures" / "figure2.csv") as fh:
+        losses = list(csv.DictReader(fh))
+    assert {(r["cell"], r["language"]) for r in losses} == {
+        (cell, lang) for cell in CELLS[1:] for lang in LANGS
+    }
+    with open(study / "figures" / "figure3.csv") as fh:
+        layers = list(csv.DictReader(fh))
+    assert len(layers) == len(CELLS[1:]) * 2 * 2  # cells x (heads, ffn) x layers
 
 
 @pytest.mark.slow
@@ -181,6 +190,8 @@ def test_a_new_sparsity_plans_only_its_own_cells(tiny_run, tmp_path):
         "table1",
         "subnetworks",  # Figure 7 takes the new non-shared cell
         "figure7",
+        "figure2",  # and Figures 2 and 3 every pruned cell
+        "figure3",
         "all",
     }
     assert {"prune", "pretrain", "finetune", "select", "retrieval"} <= {rule for rule, _ in jobs}
@@ -194,7 +205,7 @@ def test_a_new_learning_rate_plans_only_its_grid_points(tiny_run, tmp_path):
     jobs = planned(tiny_run, tmp_path, finetune={"grid": grid})
     finetuned = {(w["mode"], w["lr"]) for rule, w in jobs if rule == "finetune"}
     assert finetuned == {("translate-train-all", "0.01")}
-    assert {rule for rule, _ in jobs} == {"finetune", "select", "table1", "all"}
+    assert {rule for rule, _ in jobs} == {"finetune", "select", "table1", "figure2", "all"}
     assert all(w["mode"] == "translate-train-all" for rule, w in jobs if rule == "select")
 
 

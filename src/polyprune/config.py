@@ -312,6 +312,7 @@ DISTIL = "distil"
 VANILLA_L0 = "l0"
 IMPROVED_L0 = ("l0con", "l0imp", "l0impkd")
 LEARNED = (VANILLA_L0, *IMPROVED_L0)
+PRUNING = (GRADIENT, *LEARNED)  # the algorithms that prune the base model's own layers
 # Table 1's rows and Table 2's (the improved-L0 ablation); cells of Table 2 alone are fine-tuned
 # on finetune.ablation_tasks
 TABLE1_ALGORITHMS = (DENSE, DISTIL, GRADIENT, VANILLA_L0, "l0imp")

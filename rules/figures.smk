@@ -1,0 +1,73 @@
+# The paper's figures: PNG and PDF made with seaborn, each with the CSV of its data. A figure
+# whose cells the config does not have is not planned (study_outputs).
+
+
+rule figure2:
+    input:
+        [
+            f"{OUT}/finetune/{cell}/xnli/translate-train-all/selected.json"
+            for cell in [polyconfig.DENSE, *FIGURE_CELLS[2]]
+        ],
+    output:
+        png=f"{OUT}/figures/figure2.png",
+        pdf=f"{OUT}/figures/figure2.pdf",
+        csv=f"{OUT}/figures/figure2.csv",
+        stats=f"{OUT}/figures/figure2-stats.csv",
+    log:
+        f"{LOGS}/figure2.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(*LANGUAGE_KEYS),
+    script:
+        "../workflow/scripts/figure2.py"
+
+
+rule figure3:
+    input:
+        [f"{OUT}/cells/{cell}/params.json" for cell in [polyconfig.DENSE, *FIGURE_CELLS[3]]],
+    output:
+        png=f"{OUT}/figures/figure3.png",
+        pdf=f"{OUT}/figures/figure3.pdf",
+        csv=f"{OUT}/figures/figure3.csv",
+    log:
+        f"{LOGS}/figure3.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(),
+    script:
+        "../workflow/scripts/figure3.py"
+
+
+rule subnetworks:
+    input:
+        [f"{OUT}/cells/{cell}/pruned" for cell in NONSHARED],
+    output:
+        f"{OUT}/figures/figure7.csv",
+    log:
+        f"{LOGS}/subnetworks.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        settings=settings(),
+        cells=NONSHARED,
+        families={row["code"]: row["family"] for row in polyconfig.language_rows(config)},
+    script:
+        "../workflow/scripts/subnetworks.py"
+
+
+rule figure7:
+    input:
+        rules.subnetworks.output[0],
+    output:
+        png=f"{OUT}/figures/figure7.png",
+        pdf=f"{OUT}/figures/figure7.pdf",
+    log:
+        f"{LOGS}/figure7.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(),
+    script:
+        "../workflow/scripts/figure7.py"

@@ -1,0 +1,85 @@
+"""The data behind the paper's figures, from result files (torch-free: the report rules read it).
+Each function returns rows for the figure's CSV; the scripts draw them."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from polyprune.config import DENSE, LEARNED, parse_cell
+
+
+def algorithm_group(cell: str) -> str:
+    """Figure 2's grouping: gradient-based or regularization-based (the L0 family)."""
+    algorithm = parse_cell(cell).algorithm
+    return "regularization" if algorithm in LEARNED else algorithm
+
+
+def layer_sparsity(params: dict) -> list[dict]:
+    """Figure 3: per layer, the share of the dense model's heads and of its FFN units that each
+    pruned cell removes, averaged over the cell's gate sets. `params` maps cells to their
+    params.json (the dense one included); cells of another depth (DistilXLM-R) are left out."""
+    dense = params[DENSE]["stored"]
+    rows = []
+    for cell, counts in params.items():
+        sets = list(counts.get("gate_sets", {}).values()) or [counts["stored"]]
+        if cell == DENSE or len(sets[0]["heads"]) != len(dense["heads"]):
+            continue
+        for kind in ("heads", "ffn"):
+            for layer, full in enumerate(dense[kind]):
+                kept = sum(s[kind][layer] for s in sets) / len(sets)
+                rows.append(
+                    {"cell": cell, "kind": kind, "layer": layer, "sparsity": 1 - kept / full}
+                )
+    return rows
+
+
+def accuracy_losses(scores: dict, sizes: dict, task: str = "xnli") -> list[dict]:
+    """Figure 2: per pruned cell and test language, the accuracy of the cell minus the dense
+    model's, beside the language's pretraining corpus size. `scores` maps cells to the test
+    scores of `task` per language (selected.json's test[task])."""
+    dense = scores[DENSE]
+    rows = []
+    for cell, by_lang in scores.items():
+        if cell == DENSE:
+            continue
+        for lang, metrics in by_lang.items():
+            if lang in sizes and lang in dense:
+                rows.append(
+                    {
+                        "cell": cell,
+                        "algorithm": algorithm_group(cell),
+                        "language": lang,
+                        "corpus": sizes[lang],
+                        "delta": metrics["accuracy"] - dense[lang]["accuracy"],
+                    }
+                )
+    return rows
+
+
+def pearson(x: list[float], y: list[float]) -> float:
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    return sxy / math.sqrt(sxx * syy) if sxx and syy else float("nan")
+
+
+def pearson_with_ci(
+    x: list[float], y: list[float], resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Pearson's r and a percentile bootstrap interval over the points (resampled with
+    replacement; resamples without spread are skipped)."""
+    rng = random.Random(seed)
+    n, found = len(x), []
+    for _ in range(resamples):
+        pick = [rng.randrange(n) for _ in range(n)]
+        r = pearson([x[i] for i in pick], [y[i] for i in pick])
+        if not math.isnan(r):
+            found.append(r)
+    found.sort()
+    if not found:
+        return pearson(x, y), float("nan"), float("nan")
+    low = found[int((1 - level) / 2 * (len(found) - 1))]
+    high = found[int((1 + level) / 2 * (len(found) - 1))]
+    return pearson(x, y), low, high
