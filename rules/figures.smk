@@ -35,7 +35,7 @@ rule figure3:
     conda:
         "../envs/report.yaml"
     params:
-        settings=settings(),
+        settings=settings("importance.normalize"),
     script:
         "../workflow/scripts/figure3.py"
 

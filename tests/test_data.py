@@ -58,18 +58,27 @@ def test_open_text_reads_xz(tmp_path):
         assert [line.rstrip("\n") for line in lines] == ["ein", "", "zwei"]
 
 
-def shards(tmp_path, rows=40, seq_len=8, lang="xa"):
-    packed = np.arange(rows * seq_len, dtype=np.int32).reshape(rows, seq_len) % 50 + 4
+def shards(tmp_path, rows=40, seq_len=8, lang="xa", seed=0):
+    packed = np.arange(rows * seq_len, dtype=np.int32).reshape(rows, seq_len) + 4
     out = tmp_path / lang
-    data.write_shards(packed, out, lang, {"eval": 5, "importance": 10}, {"size": rows})
+    data.write_shards(packed, out, lang, {"eval": 5, "importance": 10}, {"size": rows}, seed)
     return out, packed
 
 
-def test_shards_split_in_order_and_round_trip(tmp_path):
-    out, packed = shards(tmp_path)
-    assert np.array_equal(data.load_shard(out, "eval"), packed[:5])
-    assert np.array_equal(data.load_shard(out, "importance"), packed[5:15])
-    assert np.array_equal(data.load_shard(out, "train"), packed[15:])
+def test_held_out_splits_are_a_seeded_sample_and_train_the_rest_in_order(tmp_path):
+    out, _ = shards(tmp_path)
+    first = {s: data.load_shard(out, s)[:, 0] // 8 for s in ("eval", "importance", "train")}
+    assert [len(first[s]) for s in first] == [5, 10, 25]
+    assert sorted(np.concatenate(list(first.values())).tolist()) == list(range(40))
+    assert first["importance"].tolist() != list(range(5, 15))  # not the corpus's first block
+    for rows in first.values():
+        assert rows.tolist() == sorted(rows.tolist())  # corpus order within a split
+    again, _ = shards(tmp_path / "again")
+    assert np.array_equal(data.load_shard(again, "importance"), data.load_shard(out, "importance"))
+    other, _ = shards(tmp_path / "other", seed=1)
+    assert not np.array_equal(
+        data.load_shard(other, "importance"), data.load_shard(out, "importance")
+    )
 
 
 def test_too_small_a_corpus_is_named(tmp_path):

@@ -94,8 +94,21 @@ def test_factorised_embeddings_keep_outputs():
 
 def test_layer_normalisation_gives_unit_norm_per_layer():
     scores, _ = gradient_importance(tiny_model(), masked_batches())
-    for t in normalize(scores, "layer").heads:
+    for t in [*normalize(scores, "layer").heads, *normalize(scores, "layer").ffn]:
         assert t.norm().item() == pytest.approx(1.0)
+
+
+def test_head_normalisation_leaves_ffn_units_as_measured():
+    """Michel et al. normalise head scores per layer; FFN units keep their scores, so the
+    global ranking follows what was measured for them."""
+    scores, _ = gradient_importance(tiny_model(), masked_batches())
+    normalized = normalize(scores, "heads")
+    for t in normalized.heads:
+        assert t.norm().item() == pytest.approx(1.0)
+    for before, after in zip(scores.ffn, normalized.ffn, strict=True):
+        assert torch.equal(before, after)
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        normalize(scores, "ffn")
 
 
 @pytest.mark.parametrize("sparsity", [0.5, 0.3, 0.7, 0.9])

@@ -78,7 +78,7 @@ def write_world(root: Path, tokenizer: bool = False) -> dict:
         packed = rng.integers(4, VOCAB - 1, size=(n, SEQ_LEN), dtype=np.int32)
         packed[:, 0], packed[:, -1] = 0, 2
         shard_dir = root / "shards" / lang
-        data.write_shards(packed, shard_dir, lang, {"eval": 4, "importance": 4}, {"size": n})
+        data.write_shards(packed, shard_dir, lang, {"eval": 4, "importance": 4}, {"size": n}, 0)
         world["shards"].append(shard_dir)
     save_model(tiny_model(), world["init"])
     if tokenizer:

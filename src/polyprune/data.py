@@ -176,25 +176,50 @@ def pack(tokens: Iterable[int], seq_len: int, bos: int, eos: int, limit: int | N
 
 
 def write_shards(
-    packed: np.ndarray, out_dir: Path, lang: str, counts: dict[str, int], meta: dict
+    packed: np.ndarray, out_dir: Path, lang: str, counts: dict[str, int], meta: dict, seed: int
 ) -> dict:
-    """Split packed sequences into eval / importance / train (in that order) and write them."""
-    need = counts["eval"] + counts["importance"] + 1
+    """Split packed sequences into eval / importance / train and write them: the held-out
+    splits are a seeded random sample of the sequences (in corpus order within each), not the
+    corpus's first block; train is every other sequence, in order."""
+    n_eval, n_imp = counts["eval"], counts["importance"]
+    need = n_eval + n_imp + 1
     if len(packed) < need:
         raise DataError(
             f"{lang}: only {len(packed)} sequences, need at least {need} "
-            f"(eval {counts['eval']} + importance {counts['importance']} + train)"
+            f"(eval {n_eval} + importance {n_imp} + train)"
         )
-    bounds = [0, counts["eval"], counts["eval"] + counts["importance"], len(packed)]
+    held = np.random.default_rng(seed).permutation(len(packed))[: n_eval + n_imp]
+    rows = {
+        "eval": np.sort(held[:n_eval]),
+        "importance": np.sort(held[n_eval:]),
+        "train": np.setdiff1d(np.arange(len(packed)), held),
+    }
     files = {}
     with atomic_dir(out_dir) as tmp:
-        for split, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:]):
+        for split in SPLITS:
             path = tmp / f"{split}.npy"
-            np.save(path, packed[lo:hi])
-            files[split] = {"sequences": int(hi - lo), "sha256": file_digest(path)}
-        meta = {"lang": lang, "seq_len": packed.shape[1], **meta, "files": files}
+            _save_rows(path, packed, rows[split])
+            files[split] = {"sequences": len(rows[split]), "sha256": file_digest(path)}
+        meta = {
+            "lang": lang,
+            "seq_len": packed.shape[1],
+            **meta,
+            "held_out": f"eval and importance: a random sample of the sequences (seed {seed})",
+            "files": files,
+        }
         write_json(tmp / "meta.json", meta)
     return files
+
+
+def _save_rows(path: Path, packed: np.ndarray, rows: np.ndarray, chunk: int = 1 << 16) -> None:
+    """packed[rows] as a .npy file, written in chunks (a large corpus is not copied whole)."""
+    out = np.lib.format.open_memmap(
+        path, mode="w+", dtype=packed.dtype, shape=(len(rows), packed.shape[1])
+    )
+    for start in range(0, len(rows), chunk):
+        out[start : start + chunk] = packed[rows[start : start + chunk]]
+    out.flush()
+    del out
 
 
 def load_shard(shard_dir: str | Path, split: str) -> np.ndarray:

@@ -20,7 +20,9 @@ from polyprune.gates import Gates
 from polyprune.model import MaskedLM
 
 GRANULARITIES = ("batch", "token")
-NORMALIZATIONS = ("none", "layer")
+# which component kinds have their scores divided by their layer's L2 norm before the global
+# ranking: heads (Michel et al.), every kind, or none
+NORMALIZATIONS = ("heads", "layer", "none")
 
 
 def factorize_embeddings(model: MaskedLM) -> MaskedLM:
@@ -85,20 +87,22 @@ def _regroup(flat: list[torch.Tensor], cfg) -> Gates:
 
 
 def normalize(scores: Gates, how: str) -> Gates:
-    """`layer`: each layer's head (and FFN unit) scores divided by their L2 norm."""
+    """`heads`: each layer's head scores divided by their L2 norm (Michel et al.), FFN units and
+    embedding ranks as measured; `layer`: every kind's scores per layer likewise; `none`."""
     if how not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {how!r}")
-    if how == "none":
-        return scores
 
     def unit(t):
         norm = t.norm()
         return t / norm if norm > 0 else t
 
+    def per_layer(kind, tensors):
+        return [unit(t) for t in tensors] if how == "layer" or how == kind else tensors
+
     return Gates(
-        heads=[unit(t) for t in scores.heads],
-        ffn=[unit(t) for t in scores.ffn],
-        emb=None if scores.emb is None else unit(scores.emb),
+        heads=per_layer("heads", scores.heads),
+        ffn=per_layer("ffn", scores.ffn),
+        emb=None if scores.emb is None else per_layer("emb", [scores.emb])[0],
     )
 
 

@@ -48,7 +48,7 @@ def shard_language(
         "source": location,
         "provenance": provenance(identity, [tokenizer_dir]),
     }
-    data.write_shards(packed, Path(out_dir), lang, counts, meta)
+    data.write_shards(packed, Path(out_dir), lang, counts, meta, identity["seed"])
 
 
 def shard_size(shard_dir) -> float:

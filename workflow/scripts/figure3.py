@@ -13,7 +13,7 @@ from polyprune.io import atomic_file, read_json
 from polyprune.jobs import job
 from polyprune.report import write_csv
 
-with job(snakemake):
+with job(snakemake) as settings:
     params = {p["cell"]: p for p in (read_json(f, "params") for f in snakemake.input)}
     data = pd.DataFrame(layer_sparsity(params))
     write_csv(snakemake.output.csv, list(data.columns), data.values.tolist())
@@ -25,7 +25,8 @@ with job(snakemake):
         ax.set_xticks(sorted(part["layer"].unique()))
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7)
-    fig.suptitle("Figure 3: per-layer sparsity (averaged over a cell's gate sets)")
+    ranking = f"importance.normalize: {settings['importance']['normalize']}"
+    fig.suptitle(f"Figure 3: per-layer sparsity (averaged over a cell's gate sets; {ranking})")
     fig.tight_layout()
     for path in (snakemake.output.png, snakemake.output.pdf):
         with atomic_file(path) as tmp:
