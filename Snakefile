@@ -5,6 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # --configfile replaces the demo configuration instead of being merged into it
 if not workflow.overwrite_configfiles:
 

@@ -2,7 +2,7 @@ rule bench_params:
     input:
         f"{OUT}/cells/{{cell}}/pruned",
     output:
-        f"{OUT}/cells/{{cell}}/params.json",
+        result_in_report(f"{OUT}/cells/{{cell}}/params.json", "params", "Cells", file="parameters"),
     log:
         f"{LOGS}/bench_params/{{cell}}.log",
     conda:

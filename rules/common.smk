@@ -201,3 +201,45 @@ def table_inputs(n):
             f"{OUT}/cells/{cell}/params.json" for cell in dict.fromkeys([polyconfig.DENSE, *cells])
         ],
     }
+
+
+# ---- the report (`snakemake --report results/<run>/report.zip`) ----
+CAPTIONS = f"{workflow.basedir}/workflow/report"
+
+
+def cell_labels(cell):
+    spec = polyconfig.parse_cell(cell)
+    target = "" if spec.sparsity is None else f"{spec.sparsity:.0%}"
+    return {
+        "cell": cell,
+        "algorithm": spec.algorithm,
+        "setting": spec.setting or "",
+        "sparsity": target if spec.lam is None else f"λ {spec.lam:g}",
+    }
+
+
+def in_report(path, item, caption, **labels):
+    """An output that the report shows, under `item` (Table n, Figure n, or a result kind)."""
+    category = "Tables" if item.startswith("Table") else "Figures"
+    return report(
+        path,
+        caption=f"{CAPTIONS}/{caption}.rst",
+        category=category,
+        subcategory=item,
+        labels={"item": item, **labels},
+    )
+
+
+def result_in_report(path, caption, category, **extra):
+    """A per-cell result in the report, labelled by cell, algorithm, setting and sparsity (and
+    `extra` labels, wildcards filled in)."""
+    return report(
+        path,
+        caption=f"{CAPTIONS}/{caption}.rst",
+        category=category,
+        subcategory="{cell}",
+        labels=lambda w: {
+            **cell_labels(w.cell),
+            **{k: v.format(**dict(w.items())) for k, v in extra.items()},
+        },
+    )

@@ -9,10 +9,12 @@ rule figure2:
             for cell in [polyconfig.DENSE, *FIGURE_CELLS[2]]
         ],
     output:
-        png=f"{OUT}/figures/figure2.png",
+        png=in_report(f"{OUT}/figures/figure2.png", "Figure 2", "figure2", file="plot"),
         pdf=f"{OUT}/figures/figure2.pdf",
-        csv=f"{OUT}/figures/figure2.csv",
-        stats=f"{OUT}/figures/figure2-stats.csv",
+        csv=in_report(f"{OUT}/figures/figure2.csv", "Figure 2", "figure2", file="data"),
+        stats=in_report(
+            f"{OUT}/figures/figure2-stats.csv", "Figure 2", "figure2", file="statistics"
+        ),
     log:
         f"{LOGS}/figure2.log",
     conda:
@@ -27,9 +29,9 @@ rule figure3:
     input:
         [f"{OUT}/cells/{cell}/params.json" for cell in [polyconfig.DENSE, *FIGURE_CELLS[3]]],
     output:
-        png=f"{OUT}/figures/figure3.png",
+        png=in_report(f"{OUT}/figures/figure3.png", "Figure 3", "figure3", file="plot"),
         pdf=f"{OUT}/figures/figure3.pdf",
-        csv=f"{OUT}/figures/figure3.csv",
+        csv=in_report(f"{OUT}/figures/figure3.csv", "Figure 3", "figure3", file="data"),
     log:
         f"{LOGS}/figure3.log",
     conda:
@@ -44,7 +46,7 @@ rule subnetworks:
     input:
         [f"{OUT}/cells/{cell}/pruned" for cell in NONSHARED],
     output:
-        f"{OUT}/figures/figure7.csv",
+        in_report(f"{OUT}/figures/figure7.csv", "Figure 7", "figure7", file="data"),
     log:
         f"{LOGS}/subnetworks.log",
     conda:
@@ -61,7 +63,7 @@ rule figure7:
     input:
         rules.subnetworks.output[0],
     output:
-        png=f"{OUT}/figures/figure7.png",
+        png=in_report(f"{OUT}/figures/figure7.png", "Figure 7", "figure7", file="plot"),
         pdf=f"{OUT}/figures/figure7.pdf",
     log:
         f"{LOGS}/figure7.log",

@@ -38,7 +38,13 @@ rule select:
             for lr, ep in grid(wildcards.train_set, wildcards.mode)
         ],
     output:
-        f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/selected.json",
+        result_in_report(
+            f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/selected.json",
+            "selected",
+            "Fine-tuning",
+            task="{train_set}",
+            mode="{mode}",
+        ),
     log:
         f"{LOGS}/select/{{cell}}/{{train_set}}/{{mode}}.log",
     conda:
@@ -55,7 +61,13 @@ rule retrieval:
         tokenizer=rules.tokenizer.output[0],
         task=f"{OUT}/tasks/{{task}}",
     output:
-        f"{OUT}/finetune/{{cell}}/{{task}}/retrieval.json",
+        result_in_report(
+            f"{OUT}/finetune/{{cell}}/{{task}}/retrieval.json",
+            "retrieval",
+            "Fine-tuning",
+            task="{task}",
+            mode="no training",
+        ),
     log:
         f"{LOGS}/retrieval/{{cell}}/{{task}}.log",
     conda:

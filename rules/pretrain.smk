@@ -49,7 +49,7 @@ rule mlm_eval:
         tokenizer=rules.tokenizer.output[0],
         shards=shards(LANGS),
     output:
-        f"{OUT}/cells/{{cell}}/mlm.json",
+        result_in_report(f"{OUT}/cells/{{cell}}/mlm.json", "mlm", "Cells", file="MLM loss"),
     log:
         f"{LOGS}/mlm_eval/{{cell}}.log",
     conda:

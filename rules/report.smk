@@ -19,9 +19,11 @@ rule table1:
         unpack(lambda wildcards: table_inputs(1)),
         chance=rules.chance.output[0],
     output:
-        md=f"{OUT}/tables/table1.md",
-        csv=f"{OUT}/tables/table1.csv",
-        languages=f"{OUT}/tables/table1-languages.csv",
+        md=in_report(f"{OUT}/tables/table1.md", "Table 1", "table1", file="table"),
+        csv=in_report(f"{OUT}/tables/table1.csv", "Table 1", "table1", file="CSV"),
+        languages=in_report(
+            f"{OUT}/tables/table1-languages.csv", "Table 1", "table1", file="every score"
+        ),
     log:
         f"{LOGS}/table1.log",
     conda:
@@ -37,8 +39,8 @@ rule table2:
     input:
         unpack(lambda wildcards: table_inputs(2)),
     output:
-        md=f"{OUT}/tables/table2.md",
-        csv=f"{OUT}/tables/table2.csv",
+        md=in_report(f"{OUT}/tables/table2.md", "Table 2", "table2", file="table"),
+        csv=in_report(f"{OUT}/tables/table2.csv", "Table 2", "table2", file="CSV"),
     log:
         f"{LOGS}/table2.log",
     conda:
@@ -57,9 +59,9 @@ rule table2:
 
 rule table4:
     output:
-        md=f"{OUT}/tables/table4.md",
-        csv=f"{OUT}/tables/table4.csv",
-        prior=f"{OUT}/tables/table4-prior.csv",
+        md=in_report(f"{OUT}/tables/table4.md", "Table 4", "table4", file="table"),
+        csv=in_report(f"{OUT}/tables/table4.csv", "Table 4", "table4", file="CSV"),
+        prior=in_report(f"{OUT}/tables/table4-prior.csv", "Table 4", "table4", file="prior"),
     log:
         f"{LOGS}/table4.log",
     conda:

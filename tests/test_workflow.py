@@ -2,6 +2,7 @@
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,21 @@ def test_table4_and_figures_2_3_7_come_with_their_data(study):
     with open(study / "figures" / "figure3.csv") as fh:
         layers = list(csv.DictReader(fh))
     assert len(layers) == len(CELLS[1:]) * 2 * 2  # cells x (heads, ffn) x layers
+
+
+@pytest.mark.slow
+def test_the_report_holds_every_table_and_figure_with_labels(tiny_run, tmp_path):
+    done = snakemake(tiny_run, "--report", str(tmp_path / "report.zip"))
+    assert done.returncode == 0, tail(done)
+    archive = zipfile.ZipFile(tmp_path / "report.zip")
+    names = {Path(name).name for name in archive.namelist()}
+    tables = {f"table{n}.{ext}" for n in (1, 4) for ext in ("md", "csv")}
+    figures = {f"figure{n}.{ext}" for n in (2, 3, 7) for ext in ("png", "csv")}
+    assert tables | figures | {"selected.json", "mlm.json", "params.json"} <= names
+    html = archive.read(next(n for n in archive.namelist() if n.endswith("report.html"))).decode()
+    for label in ("Table 1", "Table 4", "Figure 2", "Figure 3", "Figure 7", "algorithm", "setting"):
+        assert label in html, label
+    assert "gradient-nonshared-s50" in html and "translate-train-all" in html
 
 
 @pytest.mark.slow
