@@ -3,7 +3,12 @@ import torch
 
 from polyprune.config import component_weights
 from polyprune.gates import Gates
-from polyprune.importance import factorize_embeddings, gradient_importance, normalize
+from polyprune.importance import (
+    NORMALIZATIONS,
+    factorize_embeddings,
+    gradient_importance,
+    normalize,
+)
 from polyprune.model import MaskedLM, ModelConfig
 from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
 
@@ -98,17 +103,35 @@ def test_layer_normalisation_gives_unit_norm_per_layer():
         assert t.norm().item() == pytest.approx(1.0)
 
 
-def test_head_normalisation_leaves_ffn_units_as_measured():
-    """Michel et al. normalise head scores per layer; FFN units keep their scores, so the
-    global ranking follows what was measured for them."""
+def test_head_normalisation_evens_layers_and_leaves_ffn_units_as_measured():
     scores, _ = gradient_importance(tiny_model(), masked_batches())
     normalized = normalize(scores, "heads")
-    for t in normalized.heads:
-        assert t.norm().item() == pytest.approx(1.0)
+    norms = [t.norm().item() for t in normalized.heads]
+    mean = sum(t.norm().item() for t in scores.heads) / len(norms)
+    assert norms == pytest.approx([mean] * len(norms))
     for before, after in zip(scores.ffn, normalized.ffn, strict=True):
         assert torch.equal(before, after)
     with pytest.raises(ValueError, match="normalize must be one of"):
         normalize(scores, "ffn")
+
+
+def test_heads_that_score_below_ffn_units_are_pruned_under_the_default_ranking():
+    """Hand-made scores: every head scores below every FFN unit. The default (`heads`) prunes
+    heads first, as measured; `layer` gives each layer's heads and units unit norm, and with 2
+    heads against 8 units per layer a head then outranks every unit: only units are pruned."""
+    scores = Gates(
+        heads=[torch.tensor([0.001, 0.002]), torch.tensor([0.004, 0.003])],
+        ffn=[torch.full((8,), 0.01), torch.full((8,), 0.02)],
+    )
+    unit = {"heads": 8, "ffn": 2, "emb": 1}  # a head weighs 4 units: total 2 x (16 + 16) = 64
+    kept = {how: select_components(normalize(scores, how), unit, 0.25) for how in NORMALIZATIONS}
+    heads_kept = {how: [int(t.sum()) for t in g.heads] for how, g in kept.items()}
+    ffn_kept = {how: [int(t.sum()) for t in g.ffn] for how, g in kept.items()}
+    # the weakest head of each layer once layers are evened (0.0016 and 0.0022 of 0.0036 mean
+    # norm); raw scores: the two weakest heads overall
+    assert heads_kept["heads"] == [1, 1] and heads_kept["none"] == [0, 2]
+    assert ffn_kept["heads"] == ffn_kept["none"] == [8, 8]
+    assert heads_kept["layer"] == [2, 2] and sum(ffn_kept["layer"]) == 8
 
 
 @pytest.mark.parametrize("sparsity", [0.5, 0.3, 0.7, 0.9])

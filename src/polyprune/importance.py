@@ -87,8 +87,14 @@ def _regroup(flat: list[torch.Tensor], cfg) -> Gates:
 
 
 def normalize(scores: Gates, how: str) -> Gates:
-    """`heads`: each layer's head scores divided by their L2 norm (Michel et al.), FFN units and
-    embedding ranks as measured; `layer`: every kind's scores per layer likewise; `none`."""
+    """Layer-wise L2 normalisation before the global ranking (Michel et al.):
+    - `heads`: each layer's head scores divided by their L2 norm and multiplied by the mean of
+      those norms over layers, so that layers compare as Michel et al. compare them while heads
+      keep the scale they were measured at: the ranking against FFN units and embedding ranks
+      (left as measured) follows the scores;
+    - `layer`: every kind's scores per layer to unit norm (public implementations): a layer's
+      heads and its units then weigh the same in total, whatever was measured;
+    - `none`."""
     if how not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {how!r}")
 
@@ -96,14 +102,18 @@ def normalize(scores: Gates, how: str) -> Gates:
         norm = t.norm()
         return t / norm if norm > 0 else t
 
-    def per_layer(kind, tensors):
-        return [unit(t) for t in tensors] if how == "layer" or how == kind else tensors
+    def same_scale(tensors):
+        mean_norm = sum(t.norm() for t in tensors) / len(tensors)
+        return [unit(t) * mean_norm for t in tensors]
 
-    return Gates(
-        heads=per_layer("heads", scores.heads),
-        ffn=per_layer("ffn", scores.ffn),
-        emb=None if scores.emb is None else per_layer("emb", [scores.emb])[0],
-    )
+    if how == "heads":
+        return Gates(heads=same_scale(scores.heads), ffn=scores.ffn, emb=scores.emb)
+    if how == "layer":
+        emb = None if scores.emb is None else unit(scores.emb)
+        return Gates(
+            heads=[unit(t) for t in scores.heads], ffn=[unit(t) for t in scores.ffn], emb=emb
+        )
+    return scores
 
 
 def save_scores(path, scores: Gates, meta: dict) -> None:
