@@ -29,10 +29,13 @@ AUDIT_JOBS = {
     ],
     "mlm_eval": [tuple(expand(rules.mlm_eval.output[0], cell=cell)) for cell in CELLS],
     "finetune": [
-        tuple(expand(rules.finetune.output[0], cell=c, train_set=t, mode=m, lr=lr, epochs=ep))
+        tuple(
+            expand(rules.finetune.output[0], cell=c, train_set=t, mode=m, seed=s, lr=lr, epochs=ep)
+        )
         for c in CELLS
         for t in training_sets(CELL_TASKS[c])
         for m in FINETUNE["modes"]  # CELL_TASKS are empty without finetune
+        for s in polyconfig.finetune_seeds(config, c)
         for lr, ep in grid(t, m)
     ],
     "retrieval": [
@@ -85,7 +88,7 @@ if FINETUNE:
         output:
             polyaudit.moved(OUT, AUDITED, rules.finetune.output[0]),
         log:
-            f"{AUDIT_LOGS}/finetune/{{cell}}/{{train_set}}/{{mode}}/lr{{lr}}-ep{{epochs}}.log",
+            f"{AUDIT_LOGS}/finetune/{{cell}}/{{train_set}}/{{mode}}/seed{{seed}}/lr{{lr}}-ep{{epochs}}.log",
 
     use rule retrieval as audit_retrieval with:
         output:

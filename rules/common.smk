@@ -166,6 +166,7 @@ wildcard_constraints:
     mode=_choice(MODES),
     lr="[0-9.e+-]+",
     epochs="[0-9]+",
+    seed="[0-9]+",
 
 
 def grid(train_set, mode):
@@ -182,9 +183,10 @@ def cell_results(cell):
     """A cell's scores: one selected grid point per training set and mode, and retrieval."""
     tasks = CELL_TASKS[cell]
     selected = [
-        f"{OUT}/finetune/{cell}/{train_set}/{mode}/selected.json"
+        f"{OUT}/finetune/{cell}/{train_set}/{mode}/seed{seed}/selected.json"
         for train_set in training_sets(tasks)
         for mode in FINETUNE["modes"]
+        for seed in polyconfig.finetune_seeds(config, cell)
     ]
     retrieval = [
         f"{OUT}/finetune/{cell}/{task}/retrieval.json" for task in tasks if task in RETRIEVAL_TASKS

@@ -5,8 +5,9 @@
 rule figure2:
     input:
         [
-            f"{OUT}/finetune/{cell}/xnli/translate-train-all/selected.json"
+            f"{OUT}/finetune/{cell}/xnli/translate-train-all/seed{seed}/selected.json"
             for cell in [polyconfig.DENSE, *FIGURE_CELLS[2]]
+            for seed in polyconfig.finetune_seeds(config, cell)
         ],
     output:
         png=in_report(f"{OUT}/figures/figure2.png", "Figure 2", "figure2", file="plot"),

@@ -18,9 +18,9 @@ rule finetune:
         tokenizer=rules.tokenizer.output[0],
         tasks=lambda wildcards: [f"{OUT}/tasks/{t}" for t in finetune_tasks(wildcards)],
     output:
-        f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/lr{{lr}}-ep{{epochs}}.json",
+        f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/seed{{seed}}/lr{{lr}}-ep{{epochs}}.json",
     log:
-        f"{LOGS}/finetune/{{cell}}/{{train_set}}/{{mode}}/lr{{lr}}-ep{{epochs}}.log",
+        f"{LOGS}/finetune/{{cell}}/{{train_set}}/{{mode}}/seed{{seed}}/lr{{lr}}-ep{{epochs}}.log",
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -34,19 +34,20 @@ rule finetune:
 rule select:
     input:
         lambda wildcards: [
-            f"{OUT}/finetune/{wildcards.cell}/{wildcards.train_set}/{wildcards.mode}/lr{lr}-ep{ep}.json"
+            f"{OUT}/finetune/{wildcards.cell}/{wildcards.train_set}/{wildcards.mode}/seed{wildcards.seed}/lr{lr}-ep{ep}.json"
             for lr, ep in grid(wildcards.train_set, wildcards.mode)
         ],
     output:
         result_in_report(
-            f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/selected.json",
+            f"{OUT}/finetune/{{cell}}/{{train_set}}/{{mode}}/seed{{seed}}/selected.json",
             "selected",
             "Fine-tuning",
             task="{train_set}",
             mode="{mode}",
+            seed="{seed}",
         ),
     log:
-        f"{LOGS}/select/{{cell}}/{{train_set}}/{{mode}}.log",
+        f"{LOGS}/select/{{cell}}/{{train_set}}/{{mode}}/seed{{seed}}.log",
     conda:
         "../envs/report.yaml"
     params:

@@ -22,7 +22,7 @@ def test_shipped_configs_are_valid():
         "dense",
         "gradient-shared-s50",
         "gradient-nonshared-s50",
-        "l0-shared-lam0p5",
+        "l0-shared-lam4",
         "l0con-nonshared-s50",
         "l0imp-nonshared-s50",
         "l0impkd-nonshared-s50",
@@ -256,8 +256,8 @@ def test_each_algorithm_reads_its_own_keys():
     spec = {cell: pc.objective_spec(DEMO, cell) for cell in pc.cells(DEMO)}
     assert spec["dense"] is None and spec["gradient-shared-s50"] is None
     assert spec["distil"]["kind"] == "distil" and spec["distil"]["layers"] == "every_other"
-    vanilla = spec["l0-shared-lam0p5"]
-    assert (vanilla["setting"], vanilla["l0"]["lam"]) == ("shared", 0.5)
+    vanilla = spec["l0-shared-lam4"]
+    assert (vanilla["setting"], vanilla["l0"]["lam"]) == ("shared", 4)
     assert "target_sparsity" not in vanilla["l0"] and "families" not in vanilla
     assert vanilla["hard_concrete"]["beta"] == DEMO["pruning"]["l0"]["hard_concrete"]["temperature"]
     con, imp, kd = (spec[f"{a}-nonshared-s50"] for a in ("l0con", "l0imp", "l0impkd"))
@@ -282,13 +282,22 @@ def test_the_family_prior_needs_every_languages_family():
         pc.validate(cfg)
 
 
+def test_fine_tuning_seeds_of_the_dense_row_and_of_the_others():
+    cfg = copy.deepcopy(DEMO)
+    cfg["finetune"].update(seeds=None, dense_seeds=None)
+    assert pc.finetune_seeds(cfg, "dense") == pc.finetune_seeds(cfg, "distil") == [cfg["seed"]]
+    cfg["finetune"].update(seeds=[3], dense_seeds=[3, 4])
+    assert pc.finetune_seeds(cfg, "dense") == [3, 4]
+    assert pc.finetune_seeds(cfg, "gradient-shared-s50") == [3]
+
+
 def test_cells_of_table2_alone_take_the_ablation_tasks():
     cfg = copy.deepcopy(DEMO)
     cfg["finetune"]["ablation_tasks"] = ["panx", "xnli"]
     assert pc.cell_tasks(cfg, "l0con-nonshared-s50") == ["xnli", "panx"]
     assert pc.cell_tasks(cfg, "l0imp-nonshared-s50") == cfg["finetune"]["tasks"]  # in Table 1
     assert pc.table_cells(cfg, 2) == [
-        "l0-shared-lam0p5",
+        "l0-shared-lam4",
         "l0con-nonshared-s50",
         "l0imp-nonshared-s50",
         "l0impkd-nonshared-s50",

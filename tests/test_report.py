@@ -1,8 +1,11 @@
-"""Table helpers: the sparsity and size of a row, by hand computation."""
+"""Table helpers: the sparsity and size of a row, and the mean and spread over fine-tuning seeds,
+by hand computation."""
+
+import json
 
 import pytest
 
-from polyprune.report import cell_sizes, encoder_sparsity, score_table
+from polyprune.report import cell_sizes, encoder_sparsity, score_table, task_scores
 
 WEIGHTS = {"head_per_dim": 4, "ffn": 2, "emb": 1}
 
@@ -37,3 +40,29 @@ def test_a_cell_size_averages_its_gate_sets_and_keeps_their_range():
     assert header[:4] == ["mode", "model", "Sparsity %", "Params"]
     assert rows[0][2:4] == ["16.7 (0.0-33.3)", "0.00M"]
     assert rows[0][4:] == ["-", "-"]  # no scores yet
+
+
+def test_several_seeds_give_their_mean_and_standard_deviation(tmp_path):
+    files = []
+    for seed, (aa, bb) in enumerate([(60.0, 40.0), (64.0, 44.0)]):
+        test = {
+            "xnli": {
+                "aa": {"accuracy": aa},
+                "bb": {"accuracy": bb},
+                "avg": {"accuracy": (aa + bb) / 2},
+            }
+        }
+        path = tmp_path / f"seed{seed}.json"
+        path.write_text(
+            json.dumps({"cell": "dense", "mode": "zero-shot", "seed": seed, "test": test})
+        )
+        files.append(path)
+    scores, spread = task_scores(files)
+    xnli = scores[("dense", "zero-shot", "xnli")]
+    assert xnli["aa"]["accuracy"] == 62.0 and xnli["avg"]["accuracy"] == 52.0
+    assert spread[("dense", "zero-shot", "xnli")]["seeds"] == 2
+    assert spread[("dense", "zero-shot", "xnli")]["std"]["accuracy"] == pytest.approx(2**0.5 * 2)
+    _, rows, _ = score_table(scores, ["dense"], ["zero-shot"], ["xnli"], spread=spread)
+    assert rows[0][4] == "52.0 ± 2.8"
+    one, no_spread = task_scores(files[:1])
+    assert no_spread == {} and one[("dense", "zero-shot", "xnli")]["avg"]["accuracy"] == 50.0

@@ -70,9 +70,9 @@ def test_table1_has_every_cell_task_and_mode(study):
         assert all(row[t] != "-" for t in ("XNLI", "NER", "XQuAD", "MLQA", "BUCC", "Tatoeba"))
     text = (study / "tables" / "table1.md").read_text()
     assert "Chance levels" in text and "gradient-nonshared-s50" in text
-    selected = read(study / "finetune/dense/xnli/zero-shot/selected.json")
+    selected = read(study / "finetune/dense/xnli/zero-shot/seed0/selected.json")
     assert {p["lr"] for p in selected["grid"]} == {0.001, 0.0003}
-    paws = read(study / "finetune/dense/pawsx/zero-shot/selected.json")
+    paws = read(study / "finetune/dense/pawsx/zero-shot/seed0/selected.json")
     assert [p["lr"] for p in paws["grid"]] == [0.001]  # finetune.task_grid
     assert selected["selection"]["on"] == "source"
 
@@ -223,6 +223,15 @@ def test_a_new_learning_rate_plans_only_its_grid_points(tiny_run, tmp_path):
     assert finetuned == {("translate-train-all", "0.01")}
     assert {rule for rule, _ in jobs} == {"finetune", "select", "table1", "figure2", "all"}
     assert all(w["mode"] == "translate-train-all" for rule, w in jobs if rule == "select")
+
+
+@pytest.mark.slow
+def test_a_second_seed_for_the_dense_row_plans_only_its_runs(tiny_run, tmp_path):
+    jobs = planned(tiny_run, tmp_path, finetune={"dense_seeds": [0, 1]})
+    trained = {(rule, w["cell"], w["seed"]) for rule, w in jobs if rule in ("finetune", "select")}
+    assert {cell for _, cell, _ in trained} == {"dense"}
+    assert {seed for _, _, seed in trained} == {"1"}
+    assert {rule for rule, _ in jobs} == {"finetune", "select", "table1", "figure2", "all"}
 
 
 @pytest.mark.slow

@@ -434,6 +434,14 @@ def cell_tasks(config: dict, cell: str) -> list[str]:
     return list(finetune["tasks"])
 
 
+def finetune_seeds(config: dict, cell: str) -> list[int]:
+    """The fine-tuning seeds of a cell: finetune.dense_seeds for the dense row if set, else
+    finetune.seeds, else the run's seed."""
+    finetune = config["finetune"]
+    seeds = finetune.get("seeds") or [config["seed"]]
+    return (finetune.get("dense_seeds") or seeds) if cell == DENSE else seeds
+
+
 def language_rows(config: dict) -> list[dict]:
     """Table 4: each study language's code, name, family ("Missing" where its source has none,
     as in the paper) and corpus size with its unit."""

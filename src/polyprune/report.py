@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 from collections import Counter
 
 from polyprune.config import DENSE, component_weights
@@ -23,25 +24,45 @@ TASK_TITLES = {
 MODE_TITLES = {"zero-shot": "Cross-lingual transfer", "translate-train-all": "Translate-train-all"}
 
 
-def task_scores(result_files: list) -> dict:
+def task_scores(result_files: list) -> tuple[dict, dict]:
     """{(cell, mode, task): {lang: {metric: value}, "avg": ...}} from selected.json files (one
-    per cell x training set x mode) and retrieval.json files (one per cell x task; no training,
-    so the same scores stand in both modes)."""
-    scores = {}
+    per cell x training set x mode x fine-tuning seed) and retrieval.json files (one per cell x
+    task; no training, so the same scores stand in both modes). With several seeds the values
+    are their means, and the second dict holds, per key, the seeds' standard deviation of each
+    average metric (`std`) and their number (`seeds`)."""
+    runs = {}
     for path in result_files:
         result = read_json(path, "result")
         modes = [result["mode"]] if "mode" in result else list(MODE_TITLES)
         for mode in modes:
             for task, by_lang in result["test"].items():
-                scores[(result["cell"], mode, task)] = by_lang
-    return scores
+                runs.setdefault((result["cell"], mode, task), []).append(by_lang)
+    scores = {key: _mean(seeds) for key, seeds in runs.items()}
+    spread = {
+        key: {
+            "seeds": len(seeds),
+            "std": {m: statistics.stdev(r["avg"][m] for r in seeds) for m in seeds[0]["avg"]},
+        }
+        for key, seeds in runs.items()
+        if len(seeds) > 1
+    }
+    return scores, spread
 
 
-def _cell_value(by_lang: dict, task: str) -> str:
+def _mean(seeds: list[dict]) -> dict:
+    return {
+        lang: {m: statistics.fmean(r[lang][m] for r in seeds) for m in metrics}
+        for lang, metrics in seeds[0].items()
+    }
+
+
+def _cell_value(by_lang: dict, task: str, spread: dict | None = None) -> str:
     avg = by_lang["avg"]
     if TASK_TYPES[task] == "qa":
-        return f"{avg['f1']:.1f} / {avg['exact_match']:.1f}"
-    return f"{avg[PRIMARY_METRIC[TASK_TYPES[task]]]:.1f}"
+        value = f"{avg['f1']:.1f} / {avg['exact_match']:.1f}"
+        return value + (f" ± {spread['std']['f1']:.1f}" if spread else "")
+    metric = PRIMARY_METRIC[TASK_TYPES[task]]
+    return f"{avg[metric]:.1f}" + (f" ± {spread['std'][metric]:.1f}" if spread else "")
 
 
 def encoder_sparsity(counts: dict, dense: dict, weights: dict) -> float:
@@ -81,11 +102,18 @@ def _size_columns(size: dict | None) -> list[str]:
 
 
 def score_table(
-    scores: dict, cells: list[str], modes: list[str], tasks: list[str], sizes: dict | None = None
+    scores: dict,
+    cells: list[str],
+    modes: list[str],
+    tasks: list[str],
+    sizes: dict | None = None,
+    spread: dict | None = None,
 ):
     """Rows (mode, cell); columns the encoder sparsity reached and the parameters (averages over
     a cell's gate sets), the tasks' averages over languages (QA: F1 / EM) and the average of the
-    primary metrics. Returns (header, rows for CSV, Markdown text)."""
+    primary metrics; with several fine-tuning seeds, the mean ± the seeds' standard deviation
+    (QA: of F1). Returns (header, rows for CSV, Markdown text)."""
+    spread = spread or {}
     ordered = [t for t in EVALUATION_TASKS if t in tasks]
     header = ["mode", "model", "Sparsity %", "Params", *(TASK_TITLES[t] for t in ordered), "Avg"]
     rows = []
@@ -100,7 +128,10 @@ def score_table(
                     mode,
                     cell,
                     *_size_columns((sizes or {}).get(cell)),
-                    *(_cell_value(v, t) if v else "-" for t, v in found.items()),
+                    *(
+                        _cell_value(v, t, spread.get((cell, mode, t))) if v else "-"
+                        for t, v in found.items()
+                    ),
                     f"{sum(primary) / len(primary):.1f}" if primary else "-",
                 ]
             )

@@ -13,13 +13,13 @@ import seaborn as sns
 
 from polyprune.config import language_rows
 from polyprune.figures import accuracy_losses, pearson_with_ci
-from polyprune.io import atomic_file, read_json
+from polyprune.io import atomic_file
 from polyprune.jobs import job
-from polyprune.report import write_csv
+from polyprune.report import task_scores, write_csv
 
 with job(snakemake) as settings:
-    results = (read_json(path, "result") for path in snakemake.input)
-    scores = {r["cell"]: r["test"]["xnli"] for r in results}
+    by_key, _ = task_scores(snakemake.input)  # a cell's mean over its fine-tuning seeds
+    scores = {cell: by_lang for (cell, _, task), by_lang in by_key.items() if task == "xnli"}
     languages = language_rows(settings)
     unit = languages[0]["unit"]
     sizes = {r["code"]: float(r["corpus"]) for r in languages if r["corpus"] is not None}

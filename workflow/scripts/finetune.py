@@ -16,6 +16,7 @@ with job(snakemake) as settings:
         w.mode,
         float(w.lr),
         int(w.epochs),
+        int(w.seed),
         settings["finetune"],
         settings["identity"],
         device="cuda" if torch.cuda.is_available() else "cpu",

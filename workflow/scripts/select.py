@@ -11,4 +11,5 @@ with job(snakemake) as settings:
         settings["source_language"],
         settings["identity"],
     )
-    write_json(snakemake.output[0], {"cell": snakemake.wildcards.cell, **result})
+    w = snakemake.wildcards
+    write_json(snakemake.output[0], {"cell": w.cell, "seed": int(w.seed), **result})

@@ -14,12 +14,12 @@ from polyprune.report import (
 )
 
 with job(snakemake) as settings:
-    scores = task_scores(snakemake.input.results)
+    scores, spread = task_scores(snakemake.input.results)
     tasks = settings["finetune"]["tasks"]
     params = {p["cell"]: p for p in (read_json(f, "params") for f in snakemake.input.params)}
     sizes = cell_sizes(params, settings["pruning"]["component_weights"])
     header, rows, text = score_table(
-        scores, snakemake.params.cells, settings["finetune"]["modes"], tasks, sizes
+        scores, snakemake.params.cells, settings["finetune"]["modes"], tasks, sizes, spread
     )
     write_csv(snakemake.output.csv, header, rows)
     long_header = ["cell", "mode", "task", "language", "metric", "value"]
@@ -32,6 +32,7 @@ with job(snakemake) as settings:
             "Averages over each task's test languages; QA columns are F1 / EM. Sparsity: the"
             " share of the dense encoder's heads and FFN units removed (Appendix B weights),"
             " averaged over a cell's gate sets (range across languages in brackets); Params:"
-            " total parameters, averaged likewise.\n\n"
+            " total parameters, averaged likewise. With several fine-tuning seeds (the dense row"
+            " of the demo): mean ± standard deviation over seeds.\n\n"
             f"{text}\nChance levels (trivial predictors, see docs/results.md):\n\n{chance_text}"
         )

@@ -19,9 +19,9 @@ with job(snakemake) as settings:
     ]
     params = {p["cell"]: p for p in (read_json(f, "params") for f in snakemake.input.params)}
     sizes = cell_sizes(params, settings["pruning"]["component_weights"])
-    scores = task_scores(snakemake.input.results)
+    scores, spread = task_scores(snakemake.input.results)
     header, rows, text = score_table(
-        scores, snakemake.params.cells, finetune["modes"], tasks, sizes
+        scores, snakemake.params.cells, finetune["modes"], tasks, sizes, spread
     )
     write_csv(snakemake.output.csv, header, rows)
     legend = "\n".join(f"- `{a}`: {what}" for a, what in ROWS.items())

@@ -148,13 +148,15 @@ def finetune_point(
     mode: str,
     lr: float,
     epochs: int,
+    seed: int,
     ft_cfg: dict,
     identity: dict,
     device: str = "cpu",
     log=print,
 ) -> dict:
-    """Fine-tune a cell's model on `train_set` at one grid point (lr, epochs) in `mode`; score it
-    on every validation language and on the test sets of the tasks it serves."""
+    """Fine-tune a cell's model on `train_set` at one grid point (lr, epochs) in `mode` with
+    `seed` (head initialisation, dropout, batch order); score it on every validation language
+    and on the test sets of the tasks it serves."""
     import torch
 
     from polyprune.data import load_tokenizer
@@ -162,7 +164,7 @@ def finetune_point(
     from polyprune.tasks.finetune import FinetuneSettings, evaluate, finetune
     from polyprune.tasks.heads import Lengths
 
-    torch.manual_seed(identity["seed"])
+    torch.manual_seed(seed)
     train_dir = task_dirs[train_set]
     m = manifest(train_dir)
     train_langs = [m["source_lang"]] if mode == "zero-shot" else m["splits"]["train"]
@@ -171,7 +173,7 @@ def finetune_point(
         lr=lr,
         epochs=epochs,
         batch_size=ft_cfg["batch_size"],
-        seed=identity["seed"],
+        seed=seed,
         lengths=Lengths(**ft_cfg["max_length"]),
     )
     tokenizer = load_tokenizer(str(tokenizer_dir))
@@ -188,6 +190,7 @@ def finetune_point(
         "mode": mode,
         "lr": lr,
         "epochs": epochs,
+        "seed": seed,
         "train_languages": train_langs,
         "train_examples": len(records),
         **scores,
