@@ -95,3 +95,23 @@ def test_accuracy_losses_and_their_correlation():
     r, low, high = pearson_with_ci(x, y, seed=0)
     assert low <= r <= high <= 1 and r == pytest.approx(pearson(x, y))
     assert pearson_with_ci(x, y, seed=0) == (r, low, high)  # seeded
+
+
+def test_a_figure_is_saved_without_a_date_so_reruns_write_the_same_bytes(tmp_path):
+    import time
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from polyprune.figures import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    save_figure(fig, [tmp_path / "a.pdf", tmp_path / "a.png"])
+    time.sleep(1.1)  # a PDF creation date has one-second resolution
+    save_figure(fig, [tmp_path / "b.pdf", tmp_path / "b.png"])
+    plt.close(fig)
+    for kind in ("pdf", "png"):
+        assert (tmp_path / f"a.{kind}").read_bytes() == (tmp_path / f"b.{kind}").read_bytes()

@@ -83,3 +83,15 @@ def pearson_with_ci(
     low = found[int((1 - level) / 2 * (len(found) - 1))]
     high = found[int((1 + level) / 2 * (len(found) - 1))]
     return pearson(x, y), low, high
+
+
+def save_figure(fig, paths) -> None:
+    """Write a matplotlib figure to each path (format from its suffix), atomically and without a
+    creation date, so that two runs of one configuration write the same bytes."""
+    from polyprune.io import atomic_file
+
+    for path in paths:
+        kind = str(path).rsplit(".", 1)[1]
+        metadata = {"CreationDate": None} if kind == "pdf" else {}
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format=kind, dpi=150, metadata=metadata)

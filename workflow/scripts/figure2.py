@@ -12,8 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from polyprune.config import language_rows
-from polyprune.figures import accuracy_losses, pearson_with_ci
-from polyprune.io import atomic_file
+from polyprune.figures import accuracy_losses, pearson_with_ci, save_figure
 from polyprune.jobs import job
 from polyprune.report import task_scores, write_csv
 
@@ -42,7 +41,5 @@ with job(snakemake) as settings:
     ax.set_title("Figure 2: accuracy change by corpus size (r: 95% bootstrap CI)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    for path in (snakemake.output.png, snakemake.output.pdf):
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=path.rsplit(".", 1)[1], dpi=150)
+    save_figure(fig, (snakemake.output.png, snakemake.output.pdf))
     plt.close(fig)

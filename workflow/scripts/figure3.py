@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from polyprune.figures import layer_sparsity
-from polyprune.io import atomic_file, read_json
+from polyprune.figures import layer_sparsity, save_figure
+from polyprune.io import read_json
 from polyprune.jobs import job
 from polyprune.report import write_csv
 
@@ -28,7 +28,5 @@ with job(snakemake) as settings:
     ranking = f"importance.normalize: {settings['importance']['normalize']}"
     fig.suptitle(f"Figure 3: per-layer sparsity (averaged over a cell's gate sets; {ranking})")
     fig.tight_layout()
-    for path in (snakemake.output.png, snakemake.output.pdf):
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=path.rsplit(".", 1)[1], dpi=150)
+    save_figure(fig, (snakemake.output.png, snakemake.output.pdf))
     plt.close(fig)

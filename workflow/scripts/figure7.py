@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from polyprune.io import atomic_file
+from polyprune.figures import save_figure
 from polyprune.jobs import job
 
 with job(snakemake):
@@ -36,7 +36,5 @@ with job(snakemake):
         ax.set_ylabel("")
     fig.suptitle("Figure 7: distance between the languages' subnetworks (ordered by family)")
     fig.tight_layout()
-    for path in snakemake.output:
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=path.rsplit(".", 1)[1], dpi=150)
+    save_figure(fig, snakemake.output)
     plt.close(fig)
