@@ -34,10 +34,10 @@ def layer_sparsity(params: dict) -> list[dict]:
     return rows
 
 
-def accuracy_losses(scores: dict, sizes: dict, task: str = "xnli") -> list[dict]:
+def accuracy_losses(scores: dict, sizes: dict) -> list[dict]:
     """Figure 2: per pruned cell and test language, the accuracy of the cell minus the dense
     model's, beside the language's pretraining corpus size. `scores` maps cells to the test
-    scores of `task` per language (selected.json's test[task])."""
+    scores of the task per language (selected.json's test["xnli"])."""
     dense = scores[DENSE]
     rows = []
     for cell, by_lang in scores.items():
