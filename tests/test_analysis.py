@@ -84,10 +84,17 @@ def test_accuracy_losses_and_their_correlation():
     rows = accuracy_losses(scores, {"aa": 100.0, "bb": 1.0})
     assert rows == [
         {"cell": "l0imp-nonshared-s50", "algorithm": "regularization", "language": "aa",
-         "corpus": 100.0, "delta": -1.0},
+         "corpus": 100.0, "delta": -1.0, "spread": 0.0},
         {"cell": "l0imp-nonshared-s50", "algorithm": "regularization", "language": "bb",
-         "corpus": 1.0, "delta": -10.0},
+         "corpus": 1.0, "delta": -10.0, "spread": 0.0},
     ]  # fmt: skip
+    # two dense seeds (std 3 in aa), two cell seeds (std 4 in aa): sqrt(9 + 16) = 5
+    seed_std = {
+        "dense": {"aa": {"accuracy": 3.0}},
+        "l0imp-nonshared-s50": {"aa": {"accuracy": 4.0}},
+    }
+    spreads = [r["spread"] for r in accuracy_losses(scores, {"aa": 100.0, "bb": 1.0}, seed_std)]
+    assert spreads == [pytest.approx(5.0), 0.0]
     assert pearson([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
     assert pearson([1, 2, 3, 4], [8, 6, 4, 2]) == pytest.approx(-1.0)
     x = [1, 2, 3, 4, 5, 6, 7, 8]

@@ -62,6 +62,8 @@ def test_several_seeds_give_their_mean_and_standard_deviation(tmp_path):
     assert xnli["aa"]["accuracy"] == 62.0 and xnli["avg"]["accuracy"] == 52.0
     assert spread[("dense", "zero-shot", "xnli")]["seeds"] == 2
     assert spread[("dense", "zero-shot", "xnli")]["std"]["accuracy"] == pytest.approx(2**0.5 * 2)
+    by_lang = spread[("dense", "zero-shot", "xnli")]["std_by_lang"]
+    assert by_lang["aa"]["accuracy"] == pytest.approx(2**0.5 * 2)  # stdev(60, 64)
     _, rows, _ = score_table(scores, ["dense"], ["zero-shot"], ["xnli"], spread=spread)
     assert rows[0][4] == "52.0 ± 2.8"
     one, no_spread = task_scores(files[:1])

@@ -26,7 +26,7 @@ def param_counts(cfg: ModelConfig, gates: Gates | None = None) -> dict:
     rank = cfg.emb_rank
     if gates is not None and gates.emb is not None:
         rank = int(gates.emb.count_nonzero())
-    word = cfg.vocab_size * rank + rank * d if rank else cfg.vocab_size * d
+    word = cfg.vocab_size * rank + rank * d if rank is not None else cfg.vocab_size * d
     embeddings = word + (cfg.max_positions + cfg.type_vocab) * d + 2 * d
     layers = [
         4 * d * h * dh + 3 * h * dh + d + 2 * d + 2 * d * f + f + d + 2 * d

@@ -105,6 +105,18 @@ def cmd_convert(args) -> None:
     )
 
 
+def cmd_cut(args) -> dict:
+    from polyprune.config import identity as run_identity
+    from polyprune.pipeline import cut_dynamic
+
+    asked = {"run": "polyprune cut", "seed": None, "sparsity": args.sparsity}
+    identity = run_identity({**asked, "language": args.language})
+    info = cut_dynamic(args.checkpoint, args.out, args.sparsity, identity, args.language)
+    return {k: info[k] for k in ("sparsity", "language", "gate_sets")} | {
+        "params": info["params"]["stored"]["total"]
+    }
+
+
 def cmd_bench_gates(args) -> dict:
     from polyprune.bench import gates_benchmark
 
@@ -164,6 +176,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_convert)
+
+    s = sub.add_parser(
+        "cut", help="a Dynamic Sparsification checkpoint at one sparsity, as a smaller model"
+    )
+    s.add_argument("checkpoint", help="a DS checkpoint directory")
+    s.add_argument("--sparsity", type=float, required=True, help="within the DS grid's range")
+    s.add_argument(
+        "--language", default=None, help="non-shared DS: one language's subnetwork, physically cut"
+    )
+    s.add_argument("--out", required=True, help="the directory to write (load_model reads it)")
+    s.set_defaults(run=cmd_cut)
 
     s = sub.add_parser("bench-gates", help="gated vs ungated step time; pruned vs gated latency")
     s.add_argument("--shape", default="xlm-roberta-base", help="a known shape or a config file")

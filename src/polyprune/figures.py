@@ -34,11 +34,19 @@ def layer_sparsity(params: dict) -> list[dict]:
     return rows
 
 
-def accuracy_losses(scores: dict, sizes: dict) -> list[dict]:
+def accuracy_losses(scores: dict, sizes: dict, spread: dict | None = None) -> list[dict]:
     """Figure 2: per pruned cell and test language, the accuracy of the cell minus the dense
     model's, beside the language's pretraining corpus size. `scores` maps cells to the test
-    scores of the task per language (selected.json's test["xnli"])."""
+    scores of the task per language (selected.json's test["xnli"]), `spread` (optional) cells
+    fine-tuned with several seeds to the seeds' standard deviation per language (task_scores'
+    std_by_lang): each difference's `spread` is sqrt(std_cell² + std_dense²), 0 with one seed
+    each."""
     dense = scores[DENSE]
+    spread = spread or {}
+
+    def variance(cell, lang):
+        return spread.get(cell, {}).get(lang, {}).get("accuracy", 0.0) ** 2
+
     rows = []
     for cell, by_lang in scores.items():
         if cell == DENSE:
@@ -52,6 +60,7 @@ def accuracy_losses(scores: dict, sizes: dict) -> list[dict]:
                         "language": lang,
                         "corpus": sizes[lang],
                         "delta": metrics["accuracy"] - dense[lang]["accuracy"],
+                        "spread": math.sqrt(variance(cell, lang) + variance(DENSE, lang)),
                     }
                 )
     return rows

@@ -1,10 +1,11 @@
 """L0 regularisation with hard-concrete gates (Louizos et al. 2018; the paper's section 4.2).
 
-`HardConcreteGates` owns one learnable log alpha per prunable component and gate set and hands
-`Gates` to `MaskedLM.forward(..., gates=...)`: sampled in training mode (Eqs 5-8), deterministic in
-eval mode. The loss terms are plain functions that the training loop adds to the MLM loss: the
-vanilla L0 penalty (Eq 10), the sparsity constraint (Eq 11, absolute or Lagrangian) and the
-diversity loss (Eq 12).
+`HardConcrete` turns a pre-activation per prunable component and gate set into `Gates` for
+`MaskedLM.forward(..., gates=...)`: sampled in training mode (Eqs 5-8), deterministic in eval
+mode. `HardConcreteGates` (L0) learns that pre-activation, log alpha, directly;
+`polyprune.ds.DynamicGates` (Dynamic Sparsification) computes it from the target size. The loss
+terms are plain functions that the training loop adds to the MLM loss: the vanilla L0 penalty
+(Eq 10), the sparsity constraint (Eq 11, absolute or Lagrangian) and the diversity loss (Eq 12).
 
 Sizes use the Appendix B weights (`config.component_weights`) and the kinds of `prune.SCOPES`, so
 that `expected_sparsity` of a gate set whose gates are all 0 or 1 equals `gates.sparsity` and
@@ -25,52 +26,26 @@ ENCODER = SCOPES["encoder"]
 EPS = 1e-6  # keeps log u and log(1 - u) finite
 
 
-class HardConcreteGates(nn.Module):
-    """log alpha per layer and kind, shape (n_sets, n): row i is gate set `names[i]` ("shared",
-    or one per language).
+class HardConcrete(nn.Module):
+    """Hard-concrete gates (Eqs 5-8) over a pre-activation per component and gate set, which a
+    subclass supplies as `log_alphas(kind)`: tensors (n_sets, n) per layer ("heads", "ffn") or
+    one ("emb"). Row i is gate set `names[i]` ("shared", or one per language); `unit` holds the
+    Appendix B weights of each kind."""
 
-    Initialisation: N(init_mean, init_std). The default mean 3.0 lies above ln 11 ≈ 2.4, where
-    the deterministic gate reaches 1, so continued pretraining starts from the dense model
-    (P(g != 0) ≈ 0.99; ~80% of samples are exactly 1) while Eq 9's gradient is far from zero.
-    The small std only breaks ties, as in the reference code (which draws N(log((1-p)/p), 0.01)
-    from a drop rate p; CoFiPruning starts heads at mean 10, FFN units at mean 0).
-    """
-
-    def __init__(
-        self,
-        names: list[str],
-        heads: list[int],
-        ffn: list[int],
-        emb_rank: int | None,
-        unit: dict[str, float],
-        left: float = -0.1,
-        right: float = 1.1,
-        beta: float = 2 / 3,
-        init_mean: float = 3.0,
-        init_std: float = 0.01,
-    ):
+    def __init__(self, names: list[str], unit: dict[str, float], left=-0.1, right=1.1, beta=2 / 3):
         super().__init__()
         self.names, self.unit = list(names), dict(unit)
         self.left, self.right, self.beta = left, right, beta
-        n = len(self.names)
 
-        def log_alpha(width):
-            return nn.Parameter(torch.randn(n, width) * init_std + init_mean)
-
-        self.heads = nn.ParameterList(log_alpha(h) for h in heads)
-        self.ffn = nn.ParameterList(log_alpha(f) for f in ffn)
-        self.emb = log_alpha(emb_rank) if emb_rank else None
-
-    def _alphas(self, kind: str) -> list[nn.Parameter]:
-        if kind == "emb":
-            return [] if self.emb is None else [self.emb]
-        return list(getattr(self, kind))
+    def log_alphas(self, kind: str) -> list[torch.Tensor]:
+        raise NotImplementedError
 
     def _map(self, fn) -> Gates:
+        emb = self.log_alphas("emb")
         return Gates(
-            heads=[fn(a) for a in self.heads],
-            ffn=[fn(a) for a in self.ffn],
-            emb=None if self.emb is None else fn(self.emb),
+            heads=[fn(a) for a in self.log_alphas("heads")],
+            ffn=[fn(a) for a in self.log_alphas("ffn")],
+            emb=fn(emb[0]) if emb else None,
         )
 
     def _stretch(self, s: torch.Tensor) -> torch.Tensor:
@@ -104,19 +79,58 @@ class HardConcreteGates(nn.Module):
 
     def full_size(self, kinds=ENCODER) -> float:
         """Weighted size (Appendix B units) of every component of `kinds` in one gate set."""
-        return sum(self.unit[k] * a.shape[1] for k in kinds for a in self._alphas(k))
+        return sum(self.unit[k] * a.shape[1] for k in kinds for a in self.log_alphas(k))
 
     def expected_kept(self, row: int | None = None, kinds=ENCODER) -> torch.Tensor:
         """Expected weighted size that gate set `row` keeps (Eq 9, Appendix B weights): a scalar,
         or with row=None a (n_sets,) tensor for every set."""
         kept = sum(
-            self.unit[k] * self.prob_nonzero(a).sum(-1) for k in kinds for a in self._alphas(k)
+            self.unit[k] * self.prob_nonzero(a).sum(-1) for k in kinds for a in self.log_alphas(k)
         )
         return kept if row is None else kept[row]
 
     def expected_sparsity(self, row: int | None = None, kinds=ENCODER) -> torch.Tensor:
         """1 - expected kept / full size, weighted as `gates.sparsity`; row=None: every set."""
         return 1 - self.expected_kept(row, kinds) / self.full_size(kinds)
+
+
+class HardConcreteGates(HardConcrete):
+    """L0's gates: one learnable log alpha per layer, kind, component and gate set.
+
+    Initialisation: N(init_mean, init_std). The default mean 3.0 lies above ln 11 ≈ 2.4, where
+    the deterministic gate reaches 1, so continued pretraining starts from the dense model
+    (P(g != 0) ≈ 0.99; ~80% of samples are exactly 1) while Eq 9's gradient is far from zero.
+    The small std only breaks ties, as in the reference code (which draws N(log((1-p)/p), 0.01)
+    from a drop rate p; CoFiPruning starts heads at mean 10, FFN units at mean 0).
+    """
+
+    def __init__(
+        self,
+        names: list[str],
+        heads: list[int],
+        ffn: list[int],
+        emb_rank: int | None,
+        unit: dict[str, float],
+        left: float = -0.1,
+        right: float = 1.1,
+        beta: float = 2 / 3,
+        init_mean: float = 3.0,
+        init_std: float = 0.01,
+    ):
+        super().__init__(names, unit, left, right, beta)
+        n = len(self.names)
+
+        def log_alpha(width):
+            return nn.Parameter(torch.randn(n, width) * init_std + init_mean)
+
+        self.heads = nn.ParameterList(log_alpha(h) for h in heads)
+        self.ffn = nn.ParameterList(log_alpha(f) for f in ffn)
+        self.emb = log_alpha(emb_rank) if emb_rank else None
+
+    def log_alphas(self, kind: str) -> list[torch.Tensor]:
+        if kind == "emb":
+            return [] if self.emb is None else [self.emb]
+        return list(getattr(self, kind))
 
 
 class Lagrangian(nn.Module):
@@ -135,7 +149,7 @@ class Lagrangian(nn.Module):
         return (self.lambda1 * gap + self.lambda2 * gap**2).sum()
 
 
-def l0_penalty(gates: HardConcreteGates, kinds=ENCODER) -> torch.Tensor:
+def l0_penalty(gates: HardConcrete, kinds=ENCODER) -> torch.Tensor:
     """Eq 10's L_0, summed over gate sets. Each set's weighted expected L0 is divided by its full
     weighted size, so L_0 is a sum of expected kept shares in [0, 1] and λ does not depend on
     the model's size."""
@@ -143,7 +157,7 @@ def l0_penalty(gates: HardConcreteGates, kinds=ENCODER) -> torch.Tensor:
 
 
 def sparsity_constraint(
-    gates: HardConcreteGates,
+    gates: HardConcrete,
     target_sparsity: float,
     kinds=ENCODER,
     form: str = "absolute",
@@ -161,12 +175,12 @@ def sparsity_constraint(
     raise ValueError(f'form must be "absolute" or "lagrangian", got {form!r}')
 
 
-def diversity_loss(gates: HardConcreteGates, prior: torch.Tensor, kinds=ENCODER) -> torch.Tensor:
+def diversity_loss(gates: HardConcrete, prior: torch.Tensor, kinds=ENCODER) -> torch.Tensor:
     """Eq 12: || P ⊙ (G Gᵀ) ⊙ (1 - I) ||_F, G (n_sets, N) each set's Eq 9 probabilities P(g != 0)
     over the N components of `kinds` (smooth, unlike the clamped deterministic gates). G Gᵀ is
     divided by N, so each entry is the mean overlap of two sets, in [0, 1], whatever the model's
     size."""
-    g = torch.cat([gates.prob_nonzero(a) for k in kinds for a in gates._alphas(k)], dim=1)
+    g = torch.cat([gates.prob_nonzero(a) for k in kinds for a in gates.log_alphas(k)], dim=1)
     overlap = g @ g.T / g.shape[1]  # (n_sets, n_sets)
     off_diagonal = 1 - torch.eye(len(g), device=g.device)
     return torch.linalg.matrix_norm(prior.to(g) * overlap * off_diagonal)

@@ -148,10 +148,11 @@ class Embeddings(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.pad_id = cfg.pad_id
+        factorised = cfg.emb_rank is not None  # rank 0: every rank pruned, no word vectors
         self.tokens = nn.Embedding(
-            cfg.vocab_size, cfg.emb_rank or cfg.hidden, padding_idx=cfg.pad_id
+            cfg.vocab_size, cfg.emb_rank if factorised else cfg.hidden, padding_idx=cfg.pad_id
         )
-        self.proj = _linear(cfg.emb_rank, cfg.hidden, bias=False) if cfg.emb_rank else None
+        self.proj = _linear(cfg.emb_rank, cfg.hidden, bias=False) if factorised else None
         self.positions = nn.Embedding(cfg.max_positions, cfg.hidden, padding_idx=cfg.pad_id)
         self.token_types = nn.Embedding(cfg.type_vocab, cfg.hidden)
         self.norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
@@ -310,7 +311,7 @@ def hf_key(key: str) -> str:
 
 
 def to_hf_state_dict(model: MaskedLM) -> dict[str, torch.Tensor]:
-    if model.cfg.emb_rank or model.gate_table is not None:
+    if model.cfg.emb_rank is not None or model.gate_table is not None:
         raise ValueError("only an unfactorised, ungated model maps onto XLMRobertaForMaskedLM")
     sd = {hf_key(k): v for k, v in model.state_dict().items()}
     sd["lm_head.decoder.weight"] = sd["roberta.embeddings.word_embeddings.weight"]
@@ -338,9 +339,15 @@ def load_hf(name_or_path: str, revision: str | None = None) -> MaskedLM:
 # ---- checkpoints ----------------------------------------------------------------------------
 
 
-def save_model(model: MaskedLM, directory: str | Path, extra: dict | None = None) -> None:
-    """config.json + model.safetensors, written into a temporary sibling and renamed; config.json
-    records the weights' sha256 (`weights_sha256`), which `load_model` checks."""
+def save_model(
+    model: MaskedLM,
+    directory: str | Path,
+    extra: dict | None = None,
+    files: dict[str, bytes] | None = None,
+) -> None:
+    """config.json + model.safetensors (+ `files`, e.g. a Dynamic Sparsification model's gate
+    parameters), written into a temporary sibling and renamed; config.json records the sha256 of
+    the weights (`weights_sha256`), which `load_model` checks, and of each file (`files_sha256`)."""
     from safetensors.torch import save
 
     from polyprune.io import atomic_dir
@@ -349,9 +356,22 @@ def save_model(model: MaskedLM, directory: str | Path, extra: dict | None = None
     weights = save(tensors, metadata={"format": FORMAT})
     meta = {"format": FORMAT, "config": asdict(model.cfg), **(extra or {})}
     meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    if files:
+        meta["files_sha256"] = {name: hashlib.sha256(b).hexdigest() for name, b in files.items()}
     with atomic_dir(directory) as tmp:
         (tmp / WEIGHTS_FILE).write_bytes(weights)
+        for name, content in (files or {}).items():
+            (tmp / name).write_bytes(content)
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def read_checkpoint_file(directory: str | Path, name: str) -> bytes:
+    """A file that `save_model` wrote beside the weights, checked against its recorded sha256."""
+    meta = read_checkpoint_meta(directory)
+    recorded = meta.get("files_sha256", {})
+    if name not in recorded:
+        raise CheckpointError(f"{Path(directory) / CONFIG_FILE}: records no file {name!r}")
+    return _read_checked(Path(directory) / name, recorded[name], f"files_sha256[{name!r}]")
 
 
 def load_model(directory: str | Path) -> MaskedLM:
@@ -363,7 +383,7 @@ def load_model(directory: str | Path) -> MaskedLM:
     meta = read_checkpoint_meta(directory)
     model = MaskedLM(ModelConfig(**meta["config"]))
     path = directory / WEIGHTS_FILE
-    weights = _read_weights(path, meta.get("weights_sha256"))
+    weights = _read_checked(path, meta.get("weights_sha256"))
     try:
         tensors = load(weights)
     except SafetensorError as e:
@@ -376,16 +396,16 @@ def load_model(directory: str | Path) -> MaskedLM:
     return model
 
 
-def _read_weights(path: Path, sha256: str | None) -> bytes:
-    """The weights file's bytes, checked against config.json's digest (checkpoints written
-    before the digest was recorded have none)."""
+def _read_checked(path: Path, sha256: str | None, recorded_as: str = "weights_sha256") -> bytes:
+    """A checkpoint file's bytes, checked against the digest config.json records for it
+    (checkpoints written before digests were recorded have none)."""
     try:
         weights = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path}: unreadable ({e})") from e
     if sha256 is not None and hashlib.sha256(weights).hexdigest() != sha256:
         raise CheckpointError(
-            f"{path}: sha256 differs from weights_sha256 in {CONFIG_FILE} (corrupted or replaced)"
+            f"{path}: sha256 differs from {recorded_as} in {CONFIG_FILE} (corrupted or replaced)"
         )
     return weights
 

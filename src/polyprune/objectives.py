@@ -81,6 +81,12 @@ class Objective(nn.Module):
         )  # fmt: skip
         return loss, {"mlm": parts["mlm"], "distil": parts["ce"]}
 
+    def save(self, directory, extra: dict) -> None:
+        """The trained model as a checkpoint (`extra`: what config.json records beside it)."""
+        from polyprune.model import save_model
+
+        save_model(self.result().cpu().float(), directory, extra=extra)
+
     def half_precision_modules(self) -> list[nn.Module]:
         """What DeepSpeed may cast to fp16/bf16 (learned gates stay fp32)."""
         return [self.model, *([self.teacher] if self.teacher is not None else [])]
@@ -206,3 +212,65 @@ class L0(Objective):
 
         names = self.gates.names
         return gated_model(self.model, {name: self.hard_gates(i) for i, name in enumerate(names)})
+
+
+@dataclass
+class DynamicSettings:
+    """How a Dynamic Sparsification model trains (config `pruning.dynamic`): gradient-based DS
+    trains the weights under its frozen, noiseless gates; L0-based DS (`trainable` gates) also
+    trains alpha and beta, with Eq 11 pulling every gate set's expected size to the sampled t
+    (weight `constraint_weight`, Appendix A: 128) and Eq 12's diversity loss."""
+
+    constraint_weight: float = 128.0
+    diversity: float = 0.0
+    alpha_lr: float = 0.1
+
+
+class Dynamic(Objective):
+    """Dynamic Sparsification (section 6.1): every micro-batch draws a target size t from the
+    grid (torch's generator, which the loop seeds per micro-batch) and trains the subnetwork
+    that the DS gates keep at t, one gate set or each language's own."""
+
+    def __init__(self, model: MaskedLM, gates, spec: DynamicSettings, prior=None):
+        super().__init__(model, None, None)
+        self.gates, self.spec = gates, spec
+        if spec.diversity and gates.trainable:
+            self.register_buffer("prior", prior)
+
+    def forward(self, inputs, labels, lang: str):
+        from polyprune.ds import KINDS, training_sizes
+        from polyprune.l0 import diversity_loss, sparsity_constraint
+
+        sizes = training_sizes(self.gates.grid)
+        size = sizes[int(torch.randint(len(sizes), ()))]
+        self.gates.size = size
+        row = self.gates.names.index(lang) if len(self.gates.names) > 1 else 0
+        gates = self.gates(torch.full((len(inputs),), row, device=inputs.device))
+        loss, parts = self.task_loss(inputs, labels, lang, gates)
+        parts = {"mlm": loss.item(), "size": size}
+        if self.gates.trainable:
+            spec = self.spec
+            loss = loss + spec.constraint_weight * sparsity_constraint(self.gates, 1 - size, KINDS)
+            if spec.diversity:
+                loss = loss + spec.diversity * diversity_loss(self.gates, self.prior, KINDS)
+        return loss, parts
+
+    def param_groups(self, s) -> list[dict]:
+        def schedule(step):
+            return lr_factor(step, s.warmup_steps, s.steps)
+
+        groups = [{**g, "schedule": schedule} for g in weight_groups(self.model, s.weight_decay)]
+        if self.gates.trainable:
+            groups.append(
+                {"params": list(self.gates.parameters()), "lr": self.spec.alpha_lr,
+                 "weight_decay": 0.0, "schedule": lambda _: 1.0}
+            )  # fmt: skip
+        return groups
+
+    def result(self) -> MaskedLM:
+        return self.model
+
+    def save(self, directory, extra: dict) -> None:
+        from polyprune.ds import save_dynamic
+
+        save_dynamic(self.model.cpu().float(), self.gates.cpu().float(), directory, extra)

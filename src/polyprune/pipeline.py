@@ -109,7 +109,8 @@ def train_model(
     shards = open_shards(shard_dirs, "train", tokenizer_dir, data_cfg)
     log(f"languages and sampling probabilities: {dict(zip(shards.langs, shards.probs.round(4)))}")
     trained = make_objective(model, objective, shards.langs, seed)
-    inputs = [tokenizer_dir, *shard_dirs] + ([init] if init else [])
+    scores = list((objective or {}).get("scores", {}).values())  # DS's rankings
+    inputs = [tokenizer_dir, *shard_dirs, *scores] + ([init] if init else [])
     digests = {str(p): file_digest(p, FULL_DIGEST_LIMIT) for p in inputs}
     job = {
         "inputs": digests,
@@ -120,13 +121,14 @@ def train_model(
     records = train_mlm(trained, shards, settings, Path(checkpoint_dir), job, log=log)
     if int(torch.distributed.get_rank() if torch.distributed.is_initialized() else 0) == 0:
         log_keys = ("step", "loss", "lr")  # throughput stays in the job's log: not reproducible
-        save_model(
-            trained.result().cpu().float(),
+        trained.save(
             out_dir,
-            extra={
+            {
                 "training": training,
                 "log": [{k: r[k] for k in log_keys} for r in records],
-                "provenance": provenance(identity, [tokenizer_dir] + ([init] if init else [])),
+                "provenance": provenance(
+                    identity, [tokenizer_dir, *scores] + ([init] if init else [])
+                ),
             },
         )
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -140,7 +142,11 @@ def make_objective(model: MaskedLM, spec: dict | None, langs: list[str], seed: i
     - {"kind": "l0", "setting", "scope", "l0", "hard_concrete", "families"?, "distillation"?}:
       hard-concrete gates learned with the weights, one set ("shared") or one per language
       (L0Settings in `l0`; the family prior of the diversity loss from `families`), with
-      distillation from the dense model if `distillation` is given."""
+      distillation from the dense model if `distillation` is given;
+    - {"kind": "dynamic", "scores", "normalize", "rank_by", "grid", "trainable", "dynamic",
+      "component_weights", "hard_concrete", "families"?}: Dynamic Sparsification of the model
+      with embeddings factorised, its gates from the importance files `scores` ({"shared": path}
+      or one per language; DynamicSettings in `dynamic`)."""
     from polyprune import objectives
 
     spec = spec or {"kind": "mlm"}
@@ -153,6 +159,8 @@ def make_objective(model: MaskedLM, spec: dict | None, langs: list[str], seed: i
 
         student = student_from_teacher(model, spec.get("layers", "every_other"))
         return objectives.MLM(student, model, distil)
+    if spec["kind"] == "dynamic":
+        return dynamic_objective(model, spec)
     from polyprune.l0 import HardConcreteGates, family_prior
 
     teacher = copy.deepcopy(model) if distil else None
@@ -170,6 +178,35 @@ def make_objective(model: MaskedLM, spec: dict | None, langs: list[str], seed: i
     prior = family_prior(names, families or {}, enabled=families is not None)
     settings = objectives.L0Settings(**spec["l0"], scope=spec["scope"])
     return objectives.L0(model, gates, settings, prior, teacher, distil)
+
+
+def dynamic_objective(model: MaskedLM, spec: dict):
+    from polyprune import ds, objectives
+    from polyprune.l0 import family_prior
+
+    model = factorize_embeddings(model)
+    unit = component_weights(model.cfg.head_dim, spec["component_weights"])
+    scores = {
+        name: normalize(load_scores(p)[0], spec["normalize"]) for name, p in spec["scores"].items()
+    }
+    gates = ds.from_scores(
+        scores, unit, spec["grid"], spec["trainable"], spec["rank_by"], spec["hard_concrete"]
+    )
+    families = spec.get("families")
+    prior = family_prior(gates.names, families or {}, enabled=families is not None)
+    return objectives.Dynamic(model, gates, objectives.DynamicSettings(**spec["dynamic"]), prior)
+
+
+def cut_dynamic(ds_dir, out_dir, sparsity: float, identity: dict, language=None) -> dict:
+    """The model of a DS checkpoint at `sparsity` (ds.cut), written with what it reached."""
+    from polyprune import ds
+    from polyprune.bench import model_counts
+
+    model, gates = ds.load_dynamic(ds_dir)
+    small, info = ds.cut(model, gates, sparsity, language)
+    info = {**info, "params": model_counts(small), "provenance": provenance(identity, [ds_dir])}
+    save_model(small, out_dir, extra={"dynamic_cut": info})
+    return info
 
 
 def score_importance(

@@ -27,16 +27,9 @@ def select_components(
     granularity, so with FFN units (weight 2) in scope the target is met exactly."""
     if not 0 < sparsity < 1:
         raise ValueError(f"sparsity must lie in (0, 1), got {sparsity}")
-    if rank_by not in RANKINGS:
-        raise ValueError(f"rank_by must be one of {RANKINGS}, got {rank_by!r}")
     kinds = SCOPES[scope]
-    items = []  # (key, weight, kind, layer, index)
-    for kind in kinds:
-        for layer, tensor in _by_layer(scores, kind):
-            for index, score in enumerate(tensor.tolist()):
-                key = score / unit[kind] if rank_by == "score_per_weight" else score
-                items.append((key, unit[kind], kind, layer, index))
-    total = sum(w for _, w, *_ in items)
+    items = ranked_components(scores, unit, kinds, rank_by)
+    total = sum(w for w, *_ in items)
     step = math.gcd(*(int(unit[k]) for k in kinds))
     budget = round((1 - sparsity) * total / step) * step
     gates = Gates(
@@ -48,11 +41,27 @@ def select_components(
         for _, t in _by_layer(gates, kind):
             t.zero_()
     kept = 0
-    for _key, weight, kind, layer, index in sorted(items, key=lambda it: (-it[0], *it[2:])):
+    for weight, kind, layer, index in items:
         if kept + weight <= budget:
             _tensor(gates, kind, layer)[index] = 1.0
             kept += weight
     return gates
+
+
+def ranked_components(
+    scores: Gates, unit: dict[str, float], kinds, rank_by: str = "score"
+) -> list[tuple[float, str, int, int]]:
+    """(weight, kind, layer, index) of every component of `kinds`, most important first, ranked
+    globally by score (or score per Appendix B weight); ties in (kind, layer, index) order."""
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by must be one of {RANKINGS}, got {rank_by!r}")
+    items = []
+    for kind in kinds:
+        for layer, tensor in _by_layer(scores, kind):
+            for index, score in enumerate(tensor.tolist()):
+                key = score / unit[kind] if rank_by == "score_per_weight" else score
+                items.append((-key, kind, layer, index, unit[kind]))
+    return [(w, kind, layer, index) for _, kind, layer, index, w in sorted(items)]
 
 
 def _by_layer(g: Gates, kind: str):

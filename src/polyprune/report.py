@@ -29,7 +29,8 @@ def task_scores(result_files: list) -> tuple[dict, dict]:
     per cell x training set x mode x fine-tuning seed) and retrieval.json files (one per cell x
     task; no training, so the same scores stand in both modes). With several seeds the values
     are their means, and the second dict holds, per key, the seeds' standard deviation of each
-    average metric (`std`) and their number (`seeds`)."""
+    average metric (`std`), of each language's metrics (`std_by_lang`) and their number
+    (`seeds`)."""
     runs = {}
     for path in result_files:
         result = read_json(path, "result")
@@ -42,6 +43,10 @@ def task_scores(result_files: list) -> tuple[dict, dict]:
         key: {
             "seeds": len(seeds),
             "std": {m: statistics.stdev(r["avg"][m] for r in seeds) for m in seeds[0]["avg"]},
+            "std_by_lang": {
+                lang: {m: statistics.stdev(r[lang][m] for r in seeds) for m in metrics}
+                for lang, metrics in seeds[0].items()
+            },
         }
         for key, seeds in runs.items()
         if len(seeds) > 1
