@@ -142,3 +142,11 @@ def test_a_checkpoint_without_a_digest_still_loads(tmp_path):
     config.write_text(json.dumps(meta))
     ids, mask = tiny_batch(vocab=50)
     assert torch.equal(model(ids, mask), load_model(tmp_path / "ckpt").eval()(ids, mask))
+
+
+def test_encoder_flops_by_hand():
+    from polyprune.bench import encoder_flops
+
+    cfg = ModelConfig(vocab_size=10, hidden=8, layers=2, heads=[2, 1], ffn=[16, 4], head_dim=4)
+    # per token: layer 0 4*8*2*4 + 2*5*2*4 + 2*8*16 = 256 + 80 + 256; layer 1 128 + 40 + 64
+    assert encoder_flops(cfg, 5) == 2 * 5 * (592 + 232)

@@ -10,7 +10,14 @@ from polyprune.importance import (
     normalize,
 )
 from polyprune.model import MaskedLM, ModelConfig
-from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
+from polyprune.prune import (
+    achieved_sparsity,
+    drop_empty_layers,
+    gated_model,
+    physically_prune,
+    round_widths,
+    select_components,
+)
 
 CFG = dict(vocab_size=60, hidden=16, layers=3, heads=4, ffn=20, head_dim=4, dropout=0.0)
 UNIT = component_weights(4, {})  # head 16, FFN unit 2, embedding rank 1 (units of d)
@@ -181,3 +188,34 @@ def test_nonshared_gates_differ_with_language_data():
     assert any(not torch.equal(x, y) for x, y in zip(a.ffn + a.heads, b.ffn + b.heads))
     with pytest.raises(ValueError, match="pass gate_set"):
         gated(masked_batches(n=1)[0][0])
+
+
+def test_hardware_friendly_widths_round_each_layer_to_its_multiple_by_score():
+    gates = Gates(
+        heads=[torch.tensor([1.0, 1, 1, 0]), torch.tensor([1.0, 0, 0, 0])],
+        ffn=[torch.tensor([1.0] * 13 + [0.0] * 7), torch.tensor([1.0] * 3 + [0.0] * 17)],
+    )
+    scores = Gates(
+        heads=[torch.tensor([0.1, 0.9, 0.5, 0.7]), torch.tensor([0.3, 0.2, 0.1, 0.0])],
+        ffn=[torch.arange(20.0), torch.arange(20.0).flip(0)],
+    )
+    friendly = round_widths(gates, scores, heads_multiple=2, ffn_multiple=8)
+    # 3 heads -> 4 (3/2 = 1.5 rounds up), 1 head -> 2; 13 units -> 16, 3 units -> 0
+    assert friendly.heads[0].tolist() == [1, 1, 1, 1] and friendly.heads[1].tolist() == [1, 1, 0, 0]
+    assert friendly.ffn[0].tolist() == [0.0] * 4 + [1.0] * 16  # the 16 highest scores
+    assert friendly.ffn[1].count_nonzero() == 0
+
+
+def test_a_layer_with_nothing_kept_is_dropped_and_the_others_keep_their_weights():
+    model = tiny_model()
+    gates = Gates(
+        heads=[torch.ones(1, 4), torch.zeros(1, 4), torch.tensor([[1.0, 0, 1, 0]])],
+        ffn=[torch.ones(1, 20), torch.zeros(1, 20), torch.ones(1, 20)],
+    )
+    small = physically_prune(gated_model(model, {"shared": gates})).eval()
+    dropped = drop_empty_layers(small).eval()
+    assert dropped.cfg.layers == 2 and dropped.cfg.heads == [4, 2] and dropped.cfg.ffn == [20, 20]
+    assert torch.equal(dropped.layers[1].ffn_up.weight, small.layers[2].ffn_up.weight)
+    ids = torch.randint(4, 59, (2, 6))
+    reference = small.layers[2](small.layers[0](small.embed(ids), None), None)
+    assert torch.allclose(dropped.encode(ids), reference, atol=1e-6)

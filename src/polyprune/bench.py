@@ -209,3 +209,90 @@ def objective_step(objective, ids, labels, lang: str):
         opt.step()
 
     return step
+
+
+def encoder_flops(cfg: ModelConfig, seq_len: int) -> int:
+    """Multiply-adds x 2 of one sequence through the encoder: per layer the Q, K, V and output
+    projections (4 d h dh per token), attention scores and their weighted sum (2 seq h dh per
+    token) and the FFN (2 d f per token). Embedding lookups and LayerNorms are left out."""
+    d, dh = cfg.hidden, cfg.head_dim
+    per_token = sum(
+        4 * d * h * dh + 2 * seq_len * h * dh + 2 * d * f for h, f in zip(cfg.heads, cfg.ffn)
+    )
+    return 2 * seq_len * per_token
+
+
+def cut_speed_benchmark(
+    shapes: list[str],
+    sparsities: list[float],
+    seq_len: int,
+    repeats: int,
+    heads_multiple: int,
+    ffn_multiple: int,
+    vocab_size: int = 1000,
+) -> dict:
+    """CPU batch-1 latency (`seq_len` tokens, or as many as the shape's positions allow) of
+    models cut to each encoder sparsity (random importance, global
+    ranking) against the dense model of each shape, beside the FLOP ratio: as cut, and with
+    hardware-friendly widths (prune.round_widths to the given multiples, empty layers dropped).
+    All models of a shape are timed interleaved in one run, so their ratios share the noise.
+    The vocabulary is cut to `vocab_size`: the embedding is one lookup per token, and the full
+    one would hold gigabytes for nothing."""
+    from dataclasses import replace
+
+    from polyprune.config import component_weights
+    from polyprune.prune import (
+        drop_empty_layers,
+        gated_model,
+        physically_prune,
+        round_widths,
+        select_components,
+    )
+
+    rows = []
+    for shape in shapes:
+        cfg = replace(resolve_shape(shape), vocab_size=vocab_size)
+        torch.manual_seed(0)
+        dense = MaskedLM(cfg).eval()
+        scores = Gates(
+            heads=[torch.rand(h) for h in cfg.heads], ffn=[torch.rand(f) for f in cfg.ffn]
+        )
+        unit = component_weights(cfg.head_dim, {})
+        models = {"dense": dense}
+        for s in sparsities:
+            gates = select_components(scores, unit, s)
+            models[f"s{s:g}"] = physically_prune(gated_model(dense, {"shared": gates}))
+            friendly = round_widths(gates, scores, heads_multiple, ffn_multiple)
+            models[f"s{s:g}-friendly"] = drop_empty_layers(
+                physically_prune(gated_model(dense, {"shared": friendly}))
+            )
+        length = min(seq_len, cfg.max_positions - cfg.pad_id - 1)  # what positions allow
+        ids = torch.randint(4, vocab_size - 1, (1, length))
+        times = interleaved_medians({k: inference(m, ids) for k, m in models.items()}, repeats)
+        base_flops = encoder_flops(cfg, length)
+        for name, model in models.items():
+            rows.append(
+                {
+                    "shape": shape,
+                    "model": name,
+                    "seq_len": length,
+                    "encoder_sparsity": 1
+                    - _encoder_weight(model.cfg, unit) / _encoder_weight(cfg, unit),
+                    "layers": model.cfg.layers,
+                    "latency_ms": 1000 * times[name],
+                    "speedup": times["dense"] / times[name],
+                    "flop_ratio": base_flops / encoder_flops(model.cfg, length),
+                }
+            )
+    return {
+        "threads": torch.get_num_threads(),
+        "batch": 1,
+        "seq_len": seq_len,
+        "repeats": repeats,
+        "multiples": {"heads": heads_multiple, "ffn": ffn_multiple},
+        "rows": rows,
+    }
+
+
+def _encoder_weight(cfg: ModelConfig, unit: dict) -> float:
+    return sum(unit["heads"] * h + unit["ffn"] * f for h, f in zip(cfg.heads, cfg.ffn))

@@ -123,6 +123,26 @@ def cmd_bench_gates(args) -> dict:
     return gates_benchmark(args.shape, args.batch, args.seq_len, args.repeats, args.sparsity)
 
 
+def cmd_bench_cut(args) -> None:
+    from polyprune.bench import cut_speed_benchmark
+
+    result = cut_speed_benchmark(
+        args.shapes, args.sparsities, args.seq_len, args.repeats, args.heads_multiple,
+        args.ffn_multiple,
+    )  # fmt: skip
+    print(
+        f"CPU batch 1, sequence {result['seq_len']} (at most), {result['threads']} threads, "
+        f"median of {result['repeats']}; speedup and FLOP ratio against each shape's dense model"
+    )
+    header = ("shape", "model", "enc. sparsity", "layers", "ms", "speedup", "FLOP ratio")
+    print("".join(f"{h:<22}" if i < 2 else f"{h:>14}" for i, h in enumerate(header)))
+    for r in result["rows"]:
+        print(
+            f"{r['shape']:<22}{r['model']:<22}{r['encoder_sparsity']:>14.1%}{r['layers']:>14}"
+            f"{r['latency_ms']:>14.2f}{r['speedup']:>14.2f}{r['flop_ratio']:>14.2f}"
+        )
+
+
 def cmd_bench_objectives(args) -> dict:
     from polyprune.bench import objectives_benchmark
 
@@ -195,6 +215,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, default=10)
     s.add_argument("--sparsity", type=float, default=0.5)
     s.set_defaults(run=cmd_bench_gates)
+
+    s = sub.add_parser("bench-cut", help="CPU batch-1 speedup of cut models against the FLOP ratio")
+    s.add_argument(
+        "--shapes", nargs="+", default=["config/config.yaml", "xlm-roberta-base"],
+        help="known shapes or config files",
+    )  # fmt: skip
+    s.add_argument("--sparsities", nargs="+", type=float, default=[0.3, 0.5, 0.7, 0.9])
+    s.add_argument("--seq-len", type=int, default=128)
+    s.add_argument("--repeats", type=int, default=20)
+    s.add_argument("--heads-multiple", type=int, default=2, help="hardware-friendly head counts")
+    s.add_argument("--ffn-multiple", type=int, default=64, help="hardware-friendly FFN widths")
+    s.set_defaults(run=cmd_bench_cut)
 
     s = sub.add_parser(
         "bench-objectives", help="step time of L0 and distillation training vs plain MLM"

@@ -132,3 +132,50 @@ def achieved_sparsity(gates: Gates, unit: dict[str, float], scope: str = "encode
     )
     kinds = SCOPES[scope]
     return 1 - kept_weight(gates, unit, kinds) / kept_weight(full, unit, kinds)
+
+
+def round_widths(gates: Gates, scores: Gates, heads_multiple: int, ffn_multiple: int) -> Gates:
+    """Hardware-friendly widths: per layer, the number of kept heads and of kept FFN units
+    rounded to the nearest multiple (halves up), keeping that layer's highest-scoring
+    components. The sparsity moves by at most half a multiple per layer and kind."""
+
+    def rounded(gate: torch.Tensor, score: torch.Tensor, multiple: int) -> torch.Tensor:
+        kept = int(gate.count_nonzero())
+        target = min(gate.numel(), multiple * math.floor(kept / multiple + 0.5))
+        out = torch.zeros_like(gate)
+        out[torch.argsort(score, descending=True, stable=True)[:target]] = 1.0
+        return out
+
+    return Gates(
+        heads=[rounded(g, s, heads_multiple) for g, s in zip(gates.heads, scores.heads)],
+        ffn=[rounded(g, s, ffn_multiple) for g, s in zip(gates.ffn, scores.ffn)],
+        emb=gates.emb,
+    )
+
+
+def drop_empty_layers(model: MaskedLM) -> MaskedLM:
+    """A physically pruned model without its layers that kept no head and no FFN unit. Such a
+    layer still adds its output biases and applies its two LayerNorms, so the result computes
+    a (slightly) different function: an option for speed, not an equivalent model."""
+    if model.gate_table is not None:
+        raise ValueError("drop_empty_layers takes a physically pruned model (no gate table)")
+    cfg = model.cfg
+    keep = [i for i in range(cfg.layers) if cfg.heads[i] or cfg.ffn[i]]
+    small = MaskedLM(
+        replace(
+            cfg,
+            layers=len(keep),
+            heads=[cfg.heads[i] for i in keep],
+            ffn=[cfg.ffn[i] for i in keep],
+        )
+    )
+
+    def source(key: str) -> str:  # layers.<new>.x -> layers.<old>.x
+        if not key.startswith("layers."):
+            return key
+        _, index, rest = key.split(".", 2)
+        return f"layers.{keep[int(index)]}.{rest}"
+
+    weights = model.state_dict()
+    small.load_state_dict({k: weights[source(k)] for k in small.state_dict()})
+    return small
