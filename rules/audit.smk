@@ -1,7 +1,6 @@
 # `snakemake --cores 2 audit`: re-run a seeded sample of jobs into results/<run>/audit/ and hold
 # every number they derive against the original (audit.csv, audit.md). Each audit_<stage> rule is
 # its stage's rule with other outputs and logs only: the same inputs, settings and script.
-from types import SimpleNamespace
 
 from polyprune import audit as polyaudit
 
@@ -24,8 +23,8 @@ AUDIT_JOBS = {
     # a dense row without continued pretraining has no pretrain job (cell_model: the base)
     "pretrain": [
         (model,)
-        for model in [cell_model(SimpleNamespace(cell=cell)) for cell in CELLS]
-        if model in expand(rules.pretrain.output[0], cell=CELLS)
+        for model in [cell_model(SimpleNamespace(cell=cell)) for cell in MADE_CELLS]
+        if model in expand(rules.pretrain.output[0], cell=MADE_CELLS)
     ],
     "mlm_eval": [tuple(expand(rules.mlm_eval.output[0], cell=cell)) for cell in CELLS],
     "finetune": [
@@ -34,7 +33,7 @@ AUDIT_JOBS = {
         )
         for c in CELLS
         for t in training_sets(CELL_TASKS[c])
-        for m in FINETUNE["modes"]  # CELL_TASKS are empty without finetune
+        for m in polyconfig.cell_modes(config, c)  # CELL_TASKS are empty without finetune
         for s in polyconfig.finetune_seeds(config, c)
         for lr, ep in grid(t, m)
     ],

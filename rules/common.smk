@@ -3,6 +3,7 @@ import os
 import re
 import shlex
 import sys
+from types import SimpleNamespace
 
 # polyprune runs from this checkout, whether or not it is installed in the job's environment
 SRC = f"{workflow.basedir}/src"
@@ -25,7 +26,10 @@ OUT = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
 LANGS = polyconfig.study_languages(config)
 CELLS = polyconfig.cells(config)
-NONSHARED = [c for c in CELLS if polyconfig.parse_cell(c).setting == "nonshared"]
+DS_RUNS = polyconfig.dynamic_runs(config)
+DS_CELLS = [c for c in CELLS if polyconfig.parse_cell(c).dynamic]  # cut from a DS model
+MADE_CELLS = [c for c in CELLS if c not in DS_CELLS]  # made by pruning (and pretraining)
+NONSHARED = [c for c in MADE_CELLS if polyconfig.parse_cell(c).setting == "nonshared"]
 SCRATCH = config["model"]["base"] == "scratch"
 SYNTHETIC = config["corpus"]["source"] == "synthetic"
 SIZES = polyconfig.corpus_sizes(config)
@@ -40,6 +44,7 @@ wildcard_constraints:
     lang=_choice(LANGS),
     scores=_choice([*LANGS, ALL]),
     cell=_choice(CELLS),
+    dsrun=_choice(DS_RUNS or ["-"]),
 
 
 def settings(*keys, **derived):
@@ -95,7 +100,9 @@ def score_langs(scores):
 
 
 def is_gradient(cell):
-    return polyconfig.parse_cell(cell).algorithm == polyconfig.GRADIENT
+    """Whether a cell is made by gradient pruning (importance -> prune -> pretraining)."""
+    spec = polyconfig.parse_cell(cell)
+    return spec.algorithm == polyconfig.GRADIENT and not spec.dynamic
 
 
 def cell_init(wildcards):
@@ -111,6 +118,8 @@ def cell_model(wildcards):
     for a dense row without continued pretraining (`dense.continued_pretraining`)."""
     if wildcards.cell == polyconfig.DENSE and not polyconfig.dense_pretraining(config):
         return f"{OUT}/base"
+    if wildcards.cell in DS_CELLS:
+        return f"{OUT}/cells/{wildcards.cell}/cut"
     return f"{OUT}/cells/{wildcards.cell}/model"
 
 
@@ -119,7 +128,9 @@ def study_outputs():
     outputs = [f"{OUT}/cells/{cell}/{name}" for cell in CELLS for name in per_cell]
     if config.get("finetune"):
         outputs += [f"{OUT}/tables/table{n}.md" for n in (1, 2) if TABLE_CELLS[n]]
+        outputs += [f"{OUT}/tables/table3.md"] if set(TABLE_CELLS[3]) & set(DS_CELLS) else []
     outputs.append(f"{OUT}/tables/table4.md")
+    outputs += [f"{OUT}/tables/throughput.csv"] if config.get("throughput") else []
     outputs += [f"{OUT}/figures/figure{n}.png" for n, cells in FIGURE_CELLS.items() if cells]
     return outputs
 
@@ -133,15 +144,29 @@ def cell_scores(wildcards):
     return {lang: f"{OUT}/importance/{lang}.safetensors" for lang in LANGS}
 
 
+def ds_scores(wildcards):
+    """The importance files of a Dynamic Sparsification run's gates (as a cell's)."""
+    return cell_scores(SimpleNamespace(cell=wildcards.dsrun))
+
+
+def ds_run(cell):
+    """The DS model that a DS cell is cut from."""
+    spec = polyconfig.parse_cell(cell)
+    return f"ds-{spec.algorithm}-{spec.setting}"
+
+
 # ---- fine-tuning and Table 1 ----
 FINETUNE = config.get("finetune")
 TASKS = FINETUNE["tasks"] if FINETUNE else []
 TRAIN_SETS = training_sets(TASKS)
 CELL_TASKS = {cell: polyconfig.cell_tasks(config, cell) if FINETUNE else [] for cell in CELLS}
-TABLE_CELLS = {n: polyconfig.table_cells(config, n) for n in (1, 2)}
+TABLE_CELLS = {n: polyconfig.table_cells(config, n) for n in (1, 2, 3)}
 # the cells each figure draws: Figure 2 the pruned cells with XNLI translate-train-all scores,
-# Figure 3 the pruned cells of the base model's depth, Figure 7 the non-shared cells
-PRUNED_CELLS = [c for c in CELLS if polyconfig.parse_cell(c).algorithm in polyconfig.PRUNING]
+# Figure 3 the pruned cells of the base model's depth, Figures 4-6 the cuts of the Dynamic
+# Sparsification models (4: with their XNLI scores and throughput), Figure 7 the non-shared cells
+PRUNED_CELLS = [c for c in MADE_CELLS if polyconfig.parse_cell(c).algorithm in polyconfig.PRUNING]
+DYNAMIC = config["pruning"].get("dynamic") or {}
+DS_MODE = DYNAMIC["modes"][0] if DYNAMIC else None  # the mode of Figure 4's XNLI scores
 FIGURE_CELLS = {
     2: [
         c
@@ -149,6 +174,13 @@ FIGURE_CELLS = {
         if "xnli" in CELL_TASKS[c] and "translate-train-all" in (FINETUNE or {}).get("modes", [])
     ],
     3: PRUNED_CELLS,
+    4: (
+        DS_CELLS
+        if FINETUNE and "xnli" in DYNAMIC.get("tasks", []) and config.get("throughput")
+        else []
+    ),
+    5: DS_CELLS,
+    6: DS_CELLS,
     7: NONSHARED,
 }
 # the keys that the language table (Table 4, Figure 2) reads
@@ -185,7 +217,7 @@ def cell_results(cell):
     selected = [
         f"{OUT}/finetune/{cell}/{train_set}/{mode}/seed{seed}/selected.json"
         for train_set in training_sets(tasks)
-        for mode in FINETUNE["modes"]
+        for mode in polyconfig.cell_modes(config, cell)
         for seed in polyconfig.finetune_seeds(config, cell)
     ]
     retrieval = [

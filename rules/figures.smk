@@ -74,3 +74,61 @@ rule figure7:
         settings=settings(),
     script:
         "../workflow/scripts/figure7.py"
+
+
+rule figure4:
+    input:
+        results=[
+            f"{OUT}/finetune/{cell}/xnli/{DS_MODE}/seed{seed}/selected.json"
+            for cell in [polyconfig.DENSE, *DS_CELLS]
+            for seed in polyconfig.finetune_seeds(config, cell)
+        ],
+        params=[f"{OUT}/cells/{cell}/params.json" for cell in [polyconfig.DENSE, *DS_CELLS]],
+        throughput=rules.bench_throughput.output.csv,
+    output:
+        png=in_report(f"{OUT}/figures/figure4.png", "Figure 4", "figure4", file="plot"),
+        pdf=f"{OUT}/figures/figure4.pdf",
+        csv=in_report(f"{OUT}/figures/figure4.csv", "Figure 4", "figure4", file="data"),
+    log:
+        f"{LOGS}/figure4.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings("throughput.seq_len"),
+        mode=DS_MODE,
+    script:
+        "../workflow/scripts/figure4.py"
+
+
+rule figure5:
+    input:
+        [f"{OUT}/cells/{cell}/params.json" for cell in [polyconfig.DENSE, *DS_CELLS]],
+    output:
+        png=in_report(f"{OUT}/figures/figure5.png", "Figure 5", "figure5", file="plot"),
+        pdf=f"{OUT}/figures/figure5.pdf",
+        csv=in_report(f"{OUT}/figures/figure5.csv", "Figure 5", "figure5", file="data"),
+    log:
+        f"{LOGS}/figure5.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(),
+    script:
+        "../workflow/scripts/figure5.py"
+
+
+rule figure6:
+    input:
+        [f"{OUT}/cells/{cell}/params.json" for cell in [polyconfig.DENSE, *DS_CELLS]],
+    output:
+        png=in_report(f"{OUT}/figures/figure6.png", "Figure 6", "figure6", file="plot"),
+        pdf=f"{OUT}/figures/figure6.pdf",
+        csv=in_report(f"{OUT}/figures/figure6.csv", "Figure 6", "figure6", file="data"),
+    log:
+        f"{LOGS}/figure6.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings(),
+    script:
+        "../workflow/scripts/figure6.py"

@@ -31,6 +31,29 @@ rule table1:
     params:
         settings=settings("finetune.tasks", "finetune.modes", "pruning.component_weights"),
         cells=TABLE_CELLS[1],
+        number=1,
+    script:
+        "../workflow/scripts/table1.py"
+
+
+rule table3:
+    input:
+        unpack(lambda wildcards: table_inputs(3)),
+        chance=rules.chance.output[0],
+    output:
+        md=in_report(f"{OUT}/tables/table3.md", "Table 3", "table3", file="table"),
+        csv=in_report(f"{OUT}/tables/table3.csv", "Table 3", "table3", file="CSV"),
+        languages=in_report(
+            f"{OUT}/tables/table3-languages.csv", "Table 3", "table3", file="every score"
+        ),
+    log:
+        f"{LOGS}/table3.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings("finetune.tasks", "finetune.modes", "pruning.component_weights"),
+        cells=TABLE_CELLS[3],
+        number=3,
     script:
         "../workflow/scripts/table1.py"
 

@@ -122,3 +122,44 @@ def test_a_figure_is_saved_without_a_date_so_reruns_write_the_same_bytes(tmp_pat
     plt.close(fig)
     for kind in ("pdf", "png"):
         assert (tmp_path / f"a.{kind}").read_bytes() == (tmp_path / f"b.{kind}").read_bytes()
+
+
+def test_ds_figures_data_by_hand():
+    from polyprune.figures import component_pruning, layer_params, sparsity_curves
+
+    def counts(heads, ffn, rank, layers, total):
+        return {"heads": heads, "ffn": ffn, "embedding_rank": rank, "encoder_layers": layers,
+                "total": total, "head_dim": 4}  # fmt: skip
+
+    params = {
+        "dense": {"stored": counts([2, 2], [8, 8], None, [100, 100], 1000)},
+        "ds-gradient-shared-s50": {"stored": counts([2, 1], [4, 0], 6, [70, 20], 700)},
+        "ds-l0imp-nonshared-s50": {
+            "stored": counts([2, 2], [8, 8], 8, [100, 100], 1000),
+            "gate_sets": {
+                "aa": counts([1, 1], [8, 0], 8, [80, 30], 800),
+                "bb": counts([2, 0], [4, 4], 4, [60, 40], 600),
+            },
+        },
+    }
+    shares = {(r["run"], r["kind"]): r["pruned"] for r in component_pruning(params)}
+    # d = 2 heads x 4 = 8; gradient: ranks 6 of 8, heads 3 of 4, units 4 of 16
+    assert shares[("gradient-shared", "embeddings")] == pytest.approx(0.25)
+    assert shares[("gradient-shared", "heads")] == pytest.approx(0.25)
+    assert shares[("gradient-shared", "ffn")] == pytest.approx(0.75)
+    assert shares[("l0imp-nonshared", "embeddings")] == pytest.approx(0.25)  # mean rank 6
+    assert shares[("l0imp-nonshared", "heads")] == pytest.approx(0.5)
+    layers = {(r["run"], r["layer"]): r["kept"] for r in layer_params(params)}
+    assert layers[("gradient-shared", 1)] == pytest.approx(0.2)
+    assert layers[("l0imp-nonshared", 0)] == pytest.approx(0.7)
+    speed = [
+        {"cell": cell, "setting": "cpu", "sequences_per_s": value}
+        for cell, value in (("dense", "10"), ("ds-gradient-shared-s50", "15"))
+    ]
+    rows = sparsity_curves({"dense": 70.0, "ds-gradient-shared-s50": 65.0}, params, speed)
+    got = {(r["run"], r["sparsity"], r["measure"]): r["value"] for r in rows}
+    assert got[("dense", 0.0, "XNLI accuracy")] == 70.0
+    assert got[("gradient-shared", 0.5, "CPU sequences/s")] == 15.0
+    assert got[("l0imp-nonshared", 0.5, "parameters (M)")] == pytest.approx(700 / 1e6)
+    assert ("l0imp-nonshared", 0.5, "XNLI accuracy") not in got  # no score: no point
+    assert not any(m == "GPU sequences/s" for _, _, m in got)

@@ -18,7 +18,7 @@ def test_shipped_configs_are_valid():
     pc.validate(copy.deepcopy(DEMO))
     pc.validate(copy.deepcopy(PAPER))
     assert len(pc.study_languages(PAPER)) == 100
-    assert pc.cells(DEMO) == [
+    assert [c for c in pc.cells(DEMO) if not c.startswith("ds-")] == [
         "dense",
         "gradient-shared-s50",
         "gradient-nonshared-s50",
@@ -173,6 +173,15 @@ def test_a_world_language_code_must_be_private_use():
         (lambda c: c["model"]["shape"].update(heads=3), "model.shape.heads"),
         (lambda c: c["base_training"].update(warmup_steps=2401), "base_training.warmup_steps"),
         (lambda c: c["pretraining"].update(warmup_steps=201), "pretraining.warmup_steps"),
+        (lambda c: c["pruning"]["dynamic"].update(grid=[0, 0.5, 0.3, 1]), "pruning.dynamic.grid"),
+        (lambda c: c["pruning"]["dynamic"].update(grid=[0.1, 0.5, 1]), "pruning.dynamic.grid"),
+        (
+            lambda c: c["pruning"]["dynamic"].update(table_sparsity=0.4),
+            "pruning.dynamic.table_sparsity",
+        ),
+        (lambda c: c["pruning"]["dynamic"].update(tasks=["xnlx"]), "pruning.dynamic.tasks"),
+        (lambda c: c["throughput"].update(seq_len=65), "throughput.seq_len"),
+        (lambda c: c["pruning"]["dynamic"].update(runs=["l0-shared"]), "pruning.dynamic.runs[0]"),
     ],
 )
 def test_demo_config_checks_name_the_key(edit, key):
@@ -200,7 +209,7 @@ def test_paper_config_checks_name_the_key(edit, key):
 
 def test_checks_admit_the_edge_values():
     pc.validate(broken(lambda c: c["finetune"].update(retrieval_layer=4)))
-    pc.validate(broken(lambda c: c["pretraining"].update(warmup_steps=200)))
+    pc.validate(broken(lambda c: c["pretraining"].update(warmup_steps=120)))
     pc.validate(broken(lambda c: c["tasks"]["sizes"]["xnli"].update(validation=0)))
     pc.validate(broken_paper(lambda c: c["finetune"].update(retrieval_layer=12)))
     pc.validate(broken_paper(lambda c: c["model"].update(base="/models/my-xlmr")))
@@ -242,14 +251,51 @@ def test_task_grid_replaces_the_lists_it_sets():
 
 def test_cell_names_round_trip():
     cells = [pc.Cell("gradient", "nonshared", x) for x in (0.5, 0.7, 0.125)]
+    cells += [
+        pc.Cell("l0imp", "nonshared", dynamic=True),
+        pc.Cell("gradient", "shared", 0.3, dynamic=True),
+    ]
     cells += [pc.Cell("l0", "shared", lam=lam) for lam in (0.5, 2, 1e-5)]
     cells += [pc.Cell("l0imp", "nonshared", 0.5), pc.Cell("dense"), pc.Cell("distil")]
     for cell in cells:
         assert pc.parse_cell(cell.name) == cell
     assert pc.Cell("gradient", "shared", 0.5).name == "gradient-shared-s50"
     assert pc.Cell("l0", "shared", lam=0.25).name == "l0-shared-lam0p25"
-    with pytest.raises(ValueError):
-        pc.parse_cell("gradient-shared-50")
+    assert pc.Cell("gradient", "shared", 0.7, dynamic=True).name == "ds-gradient-shared-s70"
+    assert pc.Cell("gradient", "shared", dynamic=True).name == "ds-gradient-shared"
+    for name in ("gradient-shared-50", "gradient-shared", "ds-dense"):
+        with pytest.raises(ValueError):
+            pc.parse_cell(name)
+
+
+def test_dynamic_sparsification_cells_tasks_and_tables():
+    assert pc.dynamic_runs(DEMO) == ["ds-gradient-shared", "ds-l0imp-nonshared"]
+    cuts = [c for c in pc.cells(DEMO) if c.startswith("ds-")]
+    assert cuts == [f"ds-gradient-shared-s{s}" for s in (30, 50, 70, 90)] + [
+        f"ds-l0imp-nonshared-s{s}" for s in (30, 50, 70, 90)
+    ]
+    assert pc.cell_tasks(DEMO, "ds-gradient-shared-s70") == ["xnli"]
+    assert pc.cell_modes(DEMO, "ds-gradient-shared-s70") == ["zero-shot"]
+    assert pc.cell_tasks(DEMO, "ds-l0imp-nonshared-s50") == DEMO["finetune"]["tasks"]  # Table 3
+    assert pc.cell_modes(DEMO, "ds-l0imp-nonshared-s50") == DEMO["finetune"]["modes"]
+    assert pc.table_cells(DEMO, 3) == [
+        *pc.table_cells(DEMO, 1),
+        "ds-gradient-shared-s50",
+        "ds-l0imp-nonshared-s50",
+    ]
+    assert not any(c.startswith("ds-") for n in (1, 2) for c in pc.table_cells(DEMO, n))
+
+
+def test_a_ds_run_reads_its_own_keys():
+    gradient, l0 = (pc.objective_spec(DEMO, run) for run in pc.dynamic_runs(DEMO))
+    assert (gradient["kind"], gradient["trainable"], gradient["dynamic"]) == ("dynamic", False, {})
+    assert l0["trainable"] and l0["dynamic"]["constraint_weight"] == 128
+    assert l0["families"]["qab"] == "aldic" and l0["grid"] == DEMO["pruning"]["dynamic"]["grid"]
+    assert pc.objective_spec(DEMO, "ds-l0imp-nonshared-s50") is None  # a cut trains nothing
+    edited = copy.deepcopy(DEMO)
+    edited["pruning"]["dynamic"]["constraint_weight"] = 64
+    assert pc.objective_spec(edited, "ds-gradient-shared") == gradient
+    assert pc.objective_spec(edited, "ds-l0imp-nonshared") != l0
 
 
 def test_each_algorithm_reads_its_own_keys():

@@ -219,3 +219,37 @@ def test_a_layer_with_nothing_kept_is_dropped_and_the_others_keep_their_weights(
     ids = torch.randint(4, 59, (2, 6))
     reference = small.layers[2](small.layers[0](small.embed(ids), None), None)
     assert torch.allclose(dropped.encode(ids), reference, atol=1e-6)
+
+
+def test_one_languages_subnetwork_is_a_smaller_model_with_its_outputs():
+    from polyprune.prune import subnetwork
+
+    model = tiny_model()
+    g = torch.Generator().manual_seed(1)
+    sets = {
+        lang: Gates(
+            heads=[(torch.rand(1, 4, generator=g) > 0.4).float() for _ in range(3)],
+            ffn=[(torch.rand(1, 20, generator=g) > 0.5).float() for _ in range(3)],
+        )
+        for lang in ("aa", "bb")
+    }
+    gated = gated_model(model, sets).eval()
+    ids = torch.randint(4, 59, (2, 6))
+    small = subnetwork(gated, "bb").eval()
+    assert small.gate_table is None and small.cfg.ffn == [int(f.sum()) for f in sets["bb"].ffn]
+    assert torch.allclose(small.encode(ids), gated.encode(ids, gate_set="bb"), atol=1e-5)
+
+
+def test_throughput_rows_hold_each_models_cpu_timings_and_leave_threads_alone():
+    from polyprune.bench import throughput_table
+
+    models = {"dense": tiny_model(), "small": tiny_model(1, heads=2, ffn=8)}
+    threads = torch.get_num_threads()
+    spec = dict(seq_len=8, cpu_batch=1, cpu_threads=1, gpu_batch=4, warmup=1, repeats=5)
+    rows = throughput_table(models, spec, reference="dense")
+    assert [r["model"] for r in rows] == ["dense", "small"] and torch.get_num_threads() == threads
+    for r in rows:
+        cpu = r["cpu"]
+        assert cpu["threads"] == 1 and cpu["batch"] == 1 and r["seq_len"] == 8
+        assert cpu["seconds_q1"] <= cpu["seconds_median"] <= cpu["seconds_q3"]
+        assert cpu["sequences_per_s"] == pytest.approx(1 / cpu["seconds_median"])

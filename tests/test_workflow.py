@@ -289,6 +289,63 @@ def test_learned_and_distilled_cells_fill_tables_1_and_2(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_dynamic_sparsification_fills_table3_figures_4_to_6_and_throughput(tiny_run, tmp_path):
+    """Two DS models on a copy of the tiny run, cut at two sparsities: planned alone (nothing
+    finished reruns), then Table 3's DS rows, Figures 4-6 and the throughput table."""
+    dynamic = {
+        "runs": ["gradient-shared", "l0imp-nonshared"], "grid": [0, 0.5, 0.75, 1],
+        "constraint_weight": 128, "table_sparsity": 0.5, "tasks": ["xnli"], "modes": ["zero-shot"],
+    }  # fmt: skip
+    tiny = yaml.safe_load(TINY.read_text())
+    config = edited_config(
+        tmp_path / "ds.yaml",
+        pruning={**tiny["pruning"], "dynamic": dynamic},
+        finetune={"tasks": ["xnli", "tatoeba"]},
+        throughput=dict(seq_len=16, cpu_batch=1, cpu_threads=1, gpu_batch=8, warmup=1, repeats=3),
+    )
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    targets = [f"results/tiny/{t}" for t in ("tables/table3.md", "tables/throughput.csv")]
+    targets += [f"results/tiny/figures/figure{n}.png" for n in (4, 5, 6)]
+    done = snakemake(workdir, "-n", *targets, configfile=config)
+    assert done.returncode == 0, tail(done)
+    planned = rules_run(done)
+    assert "pretrain" not in planned and "prune" not in planned
+    assert planned.count("ds_train") == 2 and planned.count("ds_cut") == 4
+    done = snakemake(workdir, *targets, configfile=config)
+    assert done.returncode == 0, tail(done)
+    study = workdir / "results" / "tiny"
+    with open(study / "tables" / "table3.csv") as fh:
+        table3 = {(r["mode"], r["model"]) for r in csv.DictReader(fh)}
+    ds_rows = {"ds-gradient-shared-s50", "ds-l0imp-nonshared-s50"}
+    assert table3 == {
+        (m, c) for m in ("zero-shot", "translate-train-all") for c in [*CELLS, *ds_rows]
+    }
+    ranks = []
+    for cell in ("ds-gradient-shared-s50", "ds-gradient-shared-s75"):
+        ranks.append(read(study / "cells" / cell / "params.json")["stored"]["embedding_rank"])
+        assert load_model(study / "cells" / cell / "pruned").gate_table is None
+    assert ranks[1] <= ranks[0] <= 32  # the embedding is factorised, its ranks pruned by rank
+    nonshared = load_model(study / "cells/ds-l0imp-nonshared-s75/pruned")
+    assert set(nonshared.gate_table.names) == set(LANGS)
+    with open(study / "figures" / "figure5.csv") as fh:
+        shares = list(csv.DictReader(fh))
+    assert {(r["run"], float(r["sparsity"])) for r in shares} == {
+        (run, s) for run in dynamic["runs"] for s in (0.5, 0.75)
+    }
+    with open(study / "tables" / "throughput.csv") as fh:
+        speed = list(csv.DictReader(fh))
+    assert {r["cell"] for r in speed} >= {"dense", *ds_rows}
+    assert all(r["setting"] == "cpu" and float(r["sequences_per_s"]) > 0 for r in speed)
+    measured = {r["cell"]: r["measured"] for r in speed}
+    assert measured["ds-l0imp-nonshared-s50"] == "qaa subnetwork"
+    with open(study / "figures" / "figure4.csv") as fh:
+        curves = list(csv.DictReader(fh))
+    assert {r["measure"] for r in curves} == {"XNLI accuracy", "parameters (M)", "CPU sequences/s"}
+    for n in (4, 5, 6):
+        assert (study / "figures" / f"figure{n}.pdf").read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.slow
 def test_the_paper_config_plans_every_row_of_tables_1_and_2(tmp_path):
     paper = ROOT / "config" / "paper.yaml"
     done = snakemake(tmp_path, "-n", configfile=paper)
@@ -305,4 +362,10 @@ def test_the_paper_config_plans_every_row_of_tables_1_and_2(tmp_path):
         "distil",
     }  # the dense row is the public checkpoint
     assert {"table1", "table2"} <= {rule for rule, _ in jobs}
-    assert {w["cell"] for rule, w in jobs if rule == "select"} == {"dense", *pretrained}
+    runs = {"ds-gradient-shared", "ds-l0imp-nonshared"}
+    assert {w["dsrun"] for rule, w in jobs if rule == "ds_train"} == runs
+    cuts = {w["cell"] for rule, w in jobs if rule == "ds_cut"}
+    assert cuts == {f"{run}-s{10 * k}" for run in runs for k in range(1, 10)}
+    assert {w["cell"] for rule, w in jobs if rule == "select"} == {"dense", *pretrained, *cuts}
+    planned = {rule for rule, _ in jobs}
+    assert {"table3", "bench_throughput", "figure4", "figure5", "figure6"} <= planned

@@ -54,9 +54,9 @@ def jobs_run(done: subprocess.CompletedProcess) -> list[tuple[str, dict]]:
 
 
 def edited_config(to: Path, **sections: dict) -> Path:
-    """tests/configs/tiny.yaml with some keys of some sections changed."""
+    """tests/configs/tiny.yaml with some keys of some sections changed (or sections added)."""
     config = yaml.safe_load(TINY.read_text())
     for section, keys in sections.items():
-        config[section] = {**config[section], **keys}
+        config[section] = {**config.get(section, {}), **keys}
     to.write_text(yaml.safe_dump(config))
     return to

@@ -296,3 +296,101 @@ def cut_speed_benchmark(
 
 def _encoder_weight(cfg: ModelConfig, unit: dict) -> float:
     return sum(unit["heads"] * h + unit["ffn"] * f for h, f in zip(cfg.heads, cfg.ffn))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_calls(fns: dict, device: torch.device, warmup: int, repeats: int) -> dict[str, list]:
+    """Seconds of each call of each function, `repeats` rounds interleaved after `warmup`."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    _sync(device)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _summary(seconds: list[float], batch: int) -> dict:
+    q1, median, q3 = statistics.quantiles(seconds, n=4) if len(seconds) > 1 else seconds * 3
+    return {
+        "batch": batch,
+        "seconds_median": median,
+        "seconds_q1": q1,
+        "seconds_q3": q3,
+        "sequences_per_s": batch / median,
+    }
+
+
+def peak_memory(model: MaskedLM, batch: int, seq_len: int, device: torch.device) -> int:
+    """Peak CUDA memory (bytes) of one encoder forward at (batch, seq_len)."""
+    ids = torch.randint(4, model.cfg.vocab_size - 1, (batch, seq_len), device=device)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    inference(model, ids)()
+    _sync(device)
+    return torch.cuda.max_memory_allocated(device)
+
+
+def largest_batch(model, seq_len: int, budget: int, start: int, device, limit: int = 64) -> int:
+    """The largest batch start * 2^k (k < log2 limit) whose forward fits in `budget` bytes."""
+    batch = start
+    while batch * 2 <= start * limit:
+        try:
+            if peak_memory(model, batch * 2, seq_len, device) > budget:
+                break
+        except torch.cuda.OutOfMemoryError:
+            break
+        batch *= 2
+    return batch
+
+
+def throughput_table(models: dict[str, MaskedLM], spec: dict, reference: str) -> list[dict]:
+    """Encoder forward throughput of every model, timed interleaved so that their ratios share
+    the machine's noise: on CPU at batch `cpu_batch` with `cpu_threads` threads; on CUDA when
+    there is one, at `gpu_batch` and at the largest doubling of it whose peak memory stays
+    within the `reference` model's at `gpu_batch` (the batch its smaller size allows)."""
+    seq_len, warmup, repeats = spec["seq_len"], spec["warmup"], spec["repeats"]
+    rows = {name: {"model": name, "seq_len": seq_len} for name in models}
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(spec["cpu_threads"])
+    try:
+        vocab = models[reference].cfg.vocab_size
+        ids = torch.randint(4, vocab - 1, (spec["cpu_batch"], seq_len))
+        fns = {k: inference(m.to(cpu), ids) for k, m in models.items()}
+        for name, seconds in timed_calls(fns, cpu, warmup, repeats).items():
+            rows[name]["cpu"] = {
+                "threads": spec["cpu_threads"],
+                **_summary(seconds, spec["cpu_batch"]),
+            }
+    finally:
+        torch.set_num_threads(before)
+    if torch.cuda.is_available():
+        gpu = torch.device("cuda")
+        for model in models.values():
+            model.to(gpu)
+        batch = spec["gpu_batch"]
+        budget = peak_memory(models[reference], batch, seq_len, gpu)
+        sizes = {k: largest_batch(m, seq_len, budget, batch, gpu) for k, m in models.items()}
+        for label, batches in (("gpu", dict.fromkeys(models, batch)), ("gpu_larger", sizes)):
+            fns = {
+                k: inference(m, torch.randint(4, vocab - 1, (batches[k], seq_len), device=gpu))
+                for k, m in models.items()
+            }
+            for name, seconds in timed_calls(fns, gpu, warmup, repeats).items():
+                rows[name][label] = {
+                    "device": torch.cuda.get_device_name(gpu),
+                    **_summary(seconds, batches[name]),
+                }
+        for model in models.values():
+            model.to(cpu)
+    return list(rows.values())

@@ -6,8 +6,10 @@ Kept free of torch so that the Snakefile (parsed by every job) stays fast.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -97,6 +99,16 @@ def _check_semantics(config: dict) -> None:
                     f"config key finetune.max_length.{kind}: at most model.shape.max_positions"
                     f" - 2 = {limit}"
                 )
+    throughput = config.get("throughput")
+    if (
+        scratch
+        and throughput
+        and throughput["seq_len"] > config["model"]["shape"]["max_positions"] - 2
+    ):
+        raise ConfigError(
+            "config key throughput.seq_len: at most model.shape.max_positions - 2"
+            f" = {config['model']['shape']['max_positions'] - 2}"
+        )
     if finetune and "tasks" not in config:
         raise ConfigError("config key tasks: missing (needed for finetune)")
     _check_task_sizes(config.get("tasks", {}).get("sizes", {}))
@@ -105,12 +117,41 @@ def _check_semantics(config: dict) -> None:
             if mode not in finetune[key]:
                 raise ConfigError(f"config key finetune.{key}.{mode}: missing")
     _check_algorithms(config)
+    _check_dynamic(config)
     for key in ("base_training", "pretraining"):
         t = config.get(key)
         if t and t["batch_size"] % t["micro_batch_size"]:
             raise ConfigError(f"config key {key}.batch_size: not a multiple of micro_batch_size")
         if t and t["warmup_steps"] > t["steps"]:
             raise ConfigError(f"config key {key}.warmup_steps: more than steps ({t['steps']})")
+
+
+def check_grid(grid: Sequence[float], key: str = "pruning.dynamic.grid") -> list[float]:
+    """The inference sparsities s_0 = 0 < s_1 < ... < s_n = 1 (Appendix D)."""
+    values = [float(s) for s in grid]
+    increasing = all(b > a for a, b in itertools.pairwise(values))
+    if len(values) < 2 or values[0] != 0 or values[-1] != 1 or not increasing:
+        raise ConfigError(f"config key {key}: sparsities increasing from 0 to 1, got {list(grid)}")
+    return values
+
+
+def _check_dynamic(config: dict) -> None:
+    dynamic = config["pruning"].get("dynamic")
+    if not dynamic:
+        return
+    check_grid(dynamic["grid"])
+    if dynamic["table_sparsity"] not in dynamic["grid"][1:-1]:
+        raise ConfigError(
+            "config key pruning.dynamic.table_sparsity: one of the grid's sparsities between 0"
+            " and 1"
+        )
+    if any(r.startswith("l0") for r in dynamic["runs"]) and "l0" not in config["pruning"]:
+        raise ConfigError("config key pruning.l0: missing (needed for L0-based DS runs)")
+    finetune = config.get("finetune") or {}
+    for key in ("tasks", "modes"):
+        extra = [x for x in dynamic[key] if x not in finetune.get(key, [])]
+        if extra:
+            raise ConfigError(f"config key pruning.dynamic.{key}: {extra} not in finetune.{key}")
 
 
 def _check_algorithms(config: dict) -> None:
@@ -323,8 +364,9 @@ TABLE2_ALGORITHMS = LEARNED
 class Cell:
     algorithm: str
     setting: str | None = None  # shared | nonshared; None for dense and distil
-    sparsity: float | None = None  # the target (gradient, improved L0)
+    sparsity: float | None = None  # the target (gradient, improved L0, a DS model's cut)
     lam: float | None = None  # vanilla L0's λ (its sparsity is a result)
+    dynamic: bool = False  # cut from a Dynamic Sparsification model (no sparsity: the DS run)
 
     @property
     def name(self) -> str:
@@ -337,23 +379,32 @@ def _number(x: float) -> str:
 
 def cell_name(cell: Cell) -> str:
     """`dense`, `distil`, `gradient-shared-s50`, `l0imp-nonshared-s50`, `l0-shared-lam0p5`;
-    values that are not whole keep their decimals."""
+    Dynamic Sparsification: `ds-gradient-shared` (the DS model), `ds-gradient-shared-s70` (cut
+    at 70%); values that are not whole keep their decimals."""
     if cell.setting is None:
         return cell.algorithm
+    prefix = "ds-" if cell.dynamic else ""
+    if cell.dynamic and cell.sparsity is None:
+        return f"{prefix}{cell.algorithm}-{cell.setting}"
     size = f"lam{_number(cell.lam)}" if cell.lam is not None else f"s{_number(cell.sparsity * 100)}"
-    return f"{cell.algorithm}-{cell.setting}-{size}"
+    return f"{prefix}{cell.algorithm}-{cell.setting}-{size}"
 
 
 def parse_cell(name: str) -> Cell:
     if name in (DENSE, DISTIL):
         return Cell(name)
-    m = re.fullmatch(r"([a-z0-9]+)-(shared|nonshared)-(s|lam)([0-9p]+(?:e[-+]?[0-9]+)?)", name)
-    if not m:
+    m = re.fullmatch(
+        r"(ds-)?([a-z0-9]+)-(shared|nonshared)(?:-(s|lam)([0-9p]+(?:e[-+]?[0-9]+)?))?", name
+    )
+    if not m or (m[4] is None and not m[1]):
         raise ValueError(f"not a cell name: {name!r}")
-    value = float(m[4].replace("p", "."))
-    if m[3] == "lam":
-        return Cell(m[1], m[2], lam=value)
-    return Cell(m[1], m[2], sparsity=value / 100)
+    dynamic = m[1] is not None
+    if m[4] is None:
+        return Cell(m[2], m[3], dynamic=True)
+    value = float(m[5].replace("p", "."))
+    if m[4] == "lam":
+        return Cell(m[2], m[3], lam=value, dynamic=dynamic)
+    return Cell(m[2], m[3], sparsity=value / 100, dynamic=dynamic)
 
 
 def dense_pretraining(config: dict) -> bool:
@@ -412,26 +463,71 @@ def algorithm_cells(config: dict, algorithm: str) -> list[Cell]:
     return [Cell(algorithm)]
 
 
+def dynamic_runs(config: dict) -> list[str]:
+    """The Dynamic Sparsification models to train, as cell names (`ds-gradient-shared`)."""
+    dynamic = config["pruning"].get("dynamic") or {}
+    return [f"ds-{run}" for run in dynamic.get("runs", [])]
+
+
+def dynamic_cells(config: dict) -> list[str]:
+    """A cell per DS model and grid sparsity strictly between 0 and 1."""
+    dynamic = config["pruning"].get("dynamic") or {}
+    cut = [s for s in dynamic.get("grid", []) if 0 < s < 1]
+    return [
+        cell_name(Cell(run.algorithm, run.setting, s, dynamic=True))
+        for run in map(parse_cell, dynamic_runs(config))
+        for s in cut
+    ]
+
+
 def cells(config: dict) -> list[str]:
-    """Every cell of the study: the dense row, then each listed algorithm's cells."""
+    """Every cell of the study: the dense row, each listed algorithm's cells, then the cuts of
+    the Dynamic Sparsification models."""
     algorithms = config["pruning"]["algorithms"]
-    return [DENSE, *(c.name for a in algorithms for c in algorithm_cells(config, a))]
+    made = [c.name for a in algorithms for c in algorithm_cells(config, a)]
+    return [DENSE, *made, *dynamic_cells(config)]
 
 
 def table_cells(config: dict, table: int) -> list[str]:
-    """The cells that Table 1 or Table 2 shows, in the config's order."""
-    algorithms = TABLE1_ALGORITHMS if table == 1 else TABLE2_ALGORITHMS
-    return [c for c in cells(config) if parse_cell(c).algorithm in algorithms]
+    """The cells that Table 1, 2 or 3 shows, in the config's order: Table 3 is Table 1 with the
+    DS models cut at `pruning.dynamic.table_sparsity`."""
+    algorithms = TABLE1_ALGORITHMS if table in (1, 3) else TABLE2_ALGORITHMS
+    chosen = [c for c in cells(config) if parse_cell(c).algorithm in algorithms]
+    rows = [c for c in chosen if not parse_cell(c).dynamic]
+    if table == 3:
+        rows += [c for c in chosen if _table3_cut(config, parse_cell(c))]
+    return rows
+
+
+def _table3_cut(config: dict, cell: Cell) -> bool:
+    dynamic = config["pruning"].get("dynamic") or {}
+    return cell.dynamic and cell.sparsity == dynamic.get("table_sparsity")
 
 
 def cell_tasks(config: dict, cell: str) -> list[str]:
-    """The evaluation tasks a cell is fine-tuned and tested on: finetune.tasks, or for a cell
-    that only Table 2 shows, finetune.ablation_tasks when set."""
+    """The evaluation tasks a cell is fine-tuned and tested on: finetune.tasks; for a cell that
+    only Table 2 shows, finetune.ablation_tasks when set; for a DS cut off Table 3's sparsity,
+    pruning.dynamic.tasks."""
     finetune = config["finetune"]
+    spec = parse_cell(cell)
+    if spec.dynamic and not _table3_cut(config, spec):
+        chosen = config["pruning"]["dynamic"]["tasks"]
+        return [t for t in finetune["tasks"] if t in chosen]
     ablation = finetune.get("ablation_tasks")
-    if ablation and cell not in table_cells(config, 1):
+    if ablation and not spec.dynamic and cell not in table_cells(config, 1):
         return [t for t in finetune["tasks"] if t in ablation]
     return list(finetune["tasks"])
+
+
+def cell_modes(config: dict, cell: str) -> list[str]:
+    """The fine-tuning modes of a cell: finetune.modes; for a DS cut off Table 3's sparsity,
+    pruning.dynamic.modes."""
+    spec = parse_cell(cell)
+    if spec.dynamic and not _table3_cut(config, spec):
+        return [
+            m for m in config["finetune"]["modes"] if m in config["pruning"]["dynamic"]["modes"]
+        ]
+    return list(config["finetune"]["modes"])
 
 
 def finetune_seeds(config: dict, cell: str) -> list[int]:
@@ -495,6 +591,8 @@ def objective_spec(config: dict, name: str) -> dict | None:
     """What a cell's continued pretraining minimises (pipeline.make_objective), from the keys
     its algorithm reads; None for MLM with the model's own gates (dense, gradient)."""
     cell = parse_cell(name)
+    if cell.dynamic:  # a DS model's training; its cuts train nothing
+        return dynamic_spec(config, cell) if cell.sparsity is None else None
     if cell.algorithm in (DENSE, GRADIENT):
         return None
     distillation = {k: v for k, v in config["distillation"].items() if k != "student_layers"}
@@ -529,4 +627,33 @@ def objective_spec(config: dict, name: str) -> dict | None:
             spec["families"] = language_families(config)
     if cell.algorithm == "l0impkd":
         spec["distillation"] = distillation
+    return spec
+
+
+def dynamic_spec(config: dict, run: Cell) -> dict:
+    """What a Dynamic Sparsification model's training minimises (pipeline.make_objective; the
+    workflow adds the importance files, `scores`): gradient-based DS with frozen gates, or
+    L0-based DS (l0imp) training them with the constraint weight, diversity and family prior."""
+    p = config["pruning"]
+    dynamic, l0 = p["dynamic"], p.get("l0") or {}
+    hard_concrete = l0.get("hard_concrete", {"left": -0.1, "right": 1.1, "temperature": 2 / 3})
+    trainable = run.algorithm != GRADIENT
+    settings = {"constraint_weight": dynamic["constraint_weight"]}
+    spec = {
+        "kind": "dynamic",
+        "setting": run.setting,
+        "grid": dynamic["grid"],
+        "trainable": trainable,
+        "normalize": config["importance"]["normalize"],
+        "rank_by": p["rank_by"],
+        "component_weights": p["component_weights"],
+        "hard_concrete": {k: hard_concrete[k] for k in ("left", "right", "temperature")},
+        "dynamic": settings,
+    }
+    if trainable:
+        settings.update(alpha_lr=l0["alpha_lr"], diversity=l0["diversity"])
+        if run.setting == "nonshared" and l0["family_prior"]:
+            spec["families"] = language_families(config)
+    else:
+        del settings["constraint_weight"]  # frozen gates: no loss on them
     return spec

@@ -18,13 +18,13 @@ about t = 0, and the gates at the grid sizes are exactly 0 or 1 in fp32 at any m
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from polyprune.config import check_grid
 from polyprune.errors import CheckpointError, ConfigError
 from polyprune.gates import Gates, kept_weight
 from polyprune.l0 import HardConcrete
@@ -34,15 +34,6 @@ from polyprune.prune import _by_layer, _tensor, gated_model, physically_prune, r
 KINDS = ("heads", "ffn", "emb")  # DS prunes every kind (Appendix D)
 GATES_FILE = "dynamic.safetensors"
 TOLERANCE = 1e-9  # float slack when a cumulative size meets a grid size
-
-
-def check_grid(grid: Sequence[float], key: str = "pruning.dynamic.grid") -> list[float]:
-    """The inference sparsities s_0 = 0 < s_1 < ... < s_n = 1 (Appendix D)."""
-    values = [float(s) for s in grid]
-    increasing = all(b > a for a, b in itertools.pairwise(values))
-    if len(values) < 2 or values[0] != 0 or values[-1] != 1 or not increasing:
-        raise ConfigError(f"{key}: sparsities increasing from 0 to 1, got {list(grid)}")
-    return values
 
 
 def training_sizes(grid: Sequence[float]) -> list[float]:

@@ -104,3 +104,82 @@ def save_figure(fig, paths) -> None:
         metadata = {"CreationDate": None} if kind == "pdf" else {}
         with atomic_file(path) as tmp:
             fig.savefig(tmp, format=kind, dpi=150, metadata=metadata)
+
+
+def _gate_sets(counts: dict) -> list[dict]:
+    """A params.json's counts per gate set, or of the stored model when it has none."""
+    return list(counts.get("gate_sets", {}).values()) or [counts["stored"]]
+
+
+def _ds_cut(cell: str) -> tuple[str, float] | None:
+    spec = parse_cell(cell)
+    return (f"{spec.algorithm}-{spec.setting}", spec.sparsity) if spec.dynamic else None
+
+
+def component_pruning(params: dict) -> list[dict]:
+    """Figure 5: per Dynamic Sparsification run and grid sparsity, the share of the dense
+    model's embedding ranks (of d), heads and FFN units that the cut removes, averaged over its
+    gate sets. `params` maps cells to params.json, the dense one included."""
+    dense = params[DENSE]["stored"]
+    d = dense["heads"][0] * dense["head_dim"]  # the dense model's hidden size
+    full = {"heads": sum(dense["heads"]), "ffn": sum(dense["ffn"])}
+    rows = []
+    for cell, counts in params.items():
+        cut = _ds_cut(cell)
+        if cut is None:
+            continue
+        sets = _gate_sets(counts)
+        ranks = [d if s["embedding_rank"] is None else s["embedding_rank"] for s in sets]
+        shares = {
+            "embeddings": 1 - sum(ranks) / len(sets) / d,
+            "heads": 1 - sum(sum(s["heads"]) for s in sets) / len(sets) / full["heads"],
+            "ffn": 1 - sum(sum(s["ffn"]) for s in sets) / len(sets) / full["ffn"],
+        }
+        rows += [
+            {"run": cut[0], "sparsity": cut[1], "kind": kind, "pruned": share}
+            for kind, share in shares.items()
+        ]
+    return rows
+
+
+def layer_params(params: dict) -> list[dict]:
+    """Figure 6: per Dynamic Sparsification run, grid sparsity and layer, the share of the
+    dense layer's parameters that the cut keeps (averaged over its gate sets)."""
+    dense = params[DENSE]["stored"]["encoder_layers"]
+    rows = []
+    for cell, counts in params.items():
+        cut = _ds_cut(cell)
+        if cut is None:
+            continue
+        sets = _gate_sets(counts)
+        for layer, full in enumerate(dense):
+            kept = sum(s["encoder_layers"][layer] for s in sets) / len(sets)
+            rows.append({"run": cut[0], "sparsity": cut[1], "layer": layer, "kept": kept / full})
+    return rows
+
+
+def sparsity_curves(xnli: dict, params: dict, throughput: list[dict]) -> list[dict]:
+    """Figure 4: per Dynamic Sparsification run and grid sparsity, XNLI accuracy (`xnli`: cell
+    to its average zero-shot test accuracy), total parameters (mean over gate sets), and CPU and
+    GPU throughput (rows of throughput.csv), each as (run, sparsity, measure, value); the dense
+    model is the reference at sparsity 0."""
+    speed = {(r["cell"], r["setting"]): float(r["sequences_per_s"]) for r in throughput}
+    rows = []
+    for cell, counts in params.items():
+        cut = _ds_cut(cell)
+        if cell != DENSE and cut is None:
+            continue
+        run, sparsity = cut or ("dense", 0.0)
+        sets = _gate_sets(counts)
+        measures = {
+            "XNLI accuracy": xnli.get(cell),
+            "parameters (M)": sum(s["total"] for s in sets) / len(sets) / 1e6,
+            "CPU sequences/s": speed.get((cell, "cpu")),
+            "GPU sequences/s": speed.get((cell, "gpu")),
+        }
+        rows += [
+            {"run": run, "sparsity": sparsity, "measure": m, "value": v}
+            for m, v in measures.items()
+            if v is not None
+        ]
+    return rows

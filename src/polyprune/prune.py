@@ -179,3 +179,13 @@ def drop_empty_layers(model: MaskedLM) -> MaskedLM:
     weights = model.state_dict()
     small.load_state_dict({k: weights[source(k)] for k in small.state_dict()})
     return small
+
+
+def subnetwork(model: MaskedLM, gate_set: str) -> MaskedLM:
+    """One gate set of a gated model (e.g. one language's of a non-shared cell) as a physically
+    smaller model with the same outputs for that set."""
+    gates = model.gates_for(gate_set)
+    ungated = MaskedLM(replace(model.cfg, gate_sets=[]))
+    weights = model.state_dict()
+    ungated.load_state_dict({k: v for k, v in weights.items() if not k.startswith("gate_table")})
+    return physically_prune(gated_model(ungated, {"shared": gates}))

@@ -1,5 +1,6 @@
 """Table 1: every row of the paper's Table 1 on the nine tasks in both modes, with the sparsity
-and parameters each reached (CSV and Markdown)."""
+and parameters each reached (CSV and Markdown); Table 3: the same with the Dynamic Sparsification
+rows (`ds-...`) at pruning.dynamic.table_sparsity."""
 
 from polyprune.io import atomic_file, read_json
 from polyprune.jobs import job
@@ -28,7 +29,7 @@ with job(snakemake) as settings:
     chance_text = markdown(header[4:-1], [chance_row(chance, tasks)])
     with atomic_file(snakemake.output.md) as tmp:
         tmp.write_text(
-            f"# Table 1 ({settings['identity']['run']})\n\n"
+            f"# Table {snakemake.params.number} ({settings['identity']['run']})\n\n"
             "Averages over each task's test languages; QA columns are F1 / EM. Sparsity: the"
             " share of the dense encoder's heads and FFN units removed (Appendix B weights),"
             " averaged over a cell's gate sets (range across languages in brackets); Params:"
