@@ -276,7 +276,8 @@ def test_dynamic_sparsification_cells_tasks_and_tables():
     ]
     assert pc.cell_tasks(DEMO, "ds-gradient-shared-s70") == ["xnli"]
     assert pc.cell_modes(DEMO, "ds-gradient-shared-s70") == ["zero-shot"]
-    assert pc.cell_tasks(DEMO, "ds-l0imp-nonshared-s50") == DEMO["finetune"]["tasks"]  # Table 3
+    assert pc.cell_tasks(DEMO, "ds-l0imp-nonshared-s50") == ["xnli", "panx"]  # table_tasks
+    assert pc.cell_tasks(PAPER, "ds-l0imp-nonshared-s50") == PAPER["finetune"]["tasks"]
     assert pc.cell_modes(DEMO, "ds-l0imp-nonshared-s50") == DEMO["finetune"]["modes"]
     assert pc.table_cells(DEMO, 3) == [
         *pc.table_cells(DEMO, 1),

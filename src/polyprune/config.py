@@ -148,10 +148,10 @@ def _check_dynamic(config: dict) -> None:
     if any(r.startswith("l0") for r in dynamic["runs"]) and "l0" not in config["pruning"]:
         raise ConfigError("config key pruning.l0: missing (needed for L0-based DS runs)")
     finetune = config.get("finetune") or {}
-    for key in ("tasks", "modes"):
-        extra = [x for x in dynamic[key] if x not in finetune.get(key, [])]
+    for key, within in (("tasks", "tasks"), ("table_tasks", "tasks"), ("modes", "modes")):
+        extra = [x for x in dynamic.get(key) or [] if x not in finetune.get(within, [])]
         if extra:
-            raise ConfigError(f"config key pruning.dynamic.{key}: {extra} not in finetune.{key}")
+            raise ConfigError(f"config key pruning.dynamic.{key}: {extra} not in finetune.{within}")
 
 
 def _check_algorithms(config: dict) -> None:
@@ -506,12 +506,14 @@ def _table3_cut(config: dict, cell: Cell) -> bool:
 
 def cell_tasks(config: dict, cell: str) -> list[str]:
     """The evaluation tasks a cell is fine-tuned and tested on: finetune.tasks; for a cell that
-    only Table 2 shows, finetune.ablation_tasks when set; for a DS cut off Table 3's sparsity,
-    pruning.dynamic.tasks."""
+    only Table 2 shows, finetune.ablation_tasks when set; for a DS cut, pruning.dynamic.tasks,
+    or at Table 3's sparsity pruning.dynamic.table_tasks when set."""
     finetune = config["finetune"]
     spec = parse_cell(cell)
-    if spec.dynamic and not _table3_cut(config, spec):
-        chosen = config["pruning"]["dynamic"]["tasks"]
+    if spec.dynamic:
+        dynamic = config["pruning"]["dynamic"]
+        table = _table3_cut(config, spec)
+        chosen = dynamic.get("table_tasks") or finetune["tasks"] if table else dynamic["tasks"]
         return [t for t in finetune["tasks"] if t in chosen]
     ablation = finetune.get("ablation_tasks")
     if ablation and not spec.dynamic and cell not in table_cells(config, 1):
