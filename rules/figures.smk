@@ -113,8 +113,9 @@ rule figure5:
         "../envs/report.yaml"
     params:
         settings=settings(),
+        figure=5,
     script:
-        "../workflow/scripts/figure5.py"
+        "../workflow/scripts/figure5_6.py"
 
 
 rule figure6:
@@ -130,5 +131,6 @@ rule figure6:
         "../envs/report.yaml"
     params:
         settings=settings(),
+        figure=6,
     script:
-        "../workflow/scripts/figure6.py"
+        "../workflow/scripts/figure5_6.py"

@@ -10,14 +10,12 @@ run uses T = 2.0, alpha_ce = 5.0, alpha_mlm = 2.0 (and alpha_cos = 1.0); callers
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 
 from polyprune.gates import Gates
 from polyprune.model import MaskedLM
+from polyprune.prune import keep_layers
 
 
 def student_from_teacher(teacher: MaskedLM, keep: str | list[int] = "every_other") -> MaskedLM:
@@ -28,28 +26,12 @@ def student_from_teacher(teacher: MaskedLM, keep: str | list[int] = "every_other
     pass that list to copy it.) Per-layer head counts and FFN widths, and a gate table's rows for
     the kept layers (every gate set, shared or one per language), are carried over.
     """
-    cfg = teacher.cfg
-    n = cfg.layers
+    n = teacher.cfg.layers
     if keep == "every_other":
         keep = list(range(0, n, 2))
     if isinstance(keep, str) or not keep or list(keep) != sorted(set(keep) & set(range(n))):
         raise ValueError(f"keep: 'every_other' or increasing layer indices below {n}, got {keep}")
-    student = MaskedLM(
-        replace(
-            cfg,
-            layers=len(keep),
-            heads=[cfg.heads[i] for i in keep],
-            ffn=[cfg.ffn[i] for i in keep],
-        )
-    )
-
-    def teacher_key(key: str) -> str:  # layers.1.attn.out.weight -> layers.2.attn.out.weight
-        m = re.fullmatch(r"(layers\.|gate_table\.(?:heads|ffn)_)(\d+)(.*)", key)
-        return f"{m[1]}{keep[int(m[2])]}{m[3]}" if m else key
-
-    weights = teacher.state_dict()
-    student.load_state_dict({k: weights[teacher_key(k)] for k in student.state_dict()})
-    return student
+    return keep_layers(teacher, list(keep))
 
 
 def distillation_loss(

@@ -116,6 +116,14 @@ def _ds_cut(cell: str) -> tuple[str, float] | None:
     return (f"{spec.algorithm}-{spec.setting}", spec.sparsity) if spec.dynamic else None
 
 
+def _ds_cuts(params: dict):
+    """(DS run, sparsity, counts per gate set) of every Dynamic Sparsification cut in `params`."""
+    for cell, counts in params.items():
+        cut = _ds_cut(cell)
+        if cut is not None:
+            yield *cut, _gate_sets(counts)
+
+
 def component_pruning(params: dict) -> list[dict]:
     """Figure 5: per Dynamic Sparsification run and grid sparsity, the share of the dense
     model's embedding ranks (of d), heads and FFN units that the cut removes, averaged over its
@@ -124,11 +132,7 @@ def component_pruning(params: dict) -> list[dict]:
     d = dense["heads"][0] * dense["head_dim"]  # the dense model's hidden size
     full = {"heads": sum(dense["heads"]), "ffn": sum(dense["ffn"])}
     rows = []
-    for cell, counts in params.items():
-        cut = _ds_cut(cell)
-        if cut is None:
-            continue
-        sets = _gate_sets(counts)
+    for run, sparsity, sets in _ds_cuts(params):
         ranks = [d if s["embedding_rank"] is None else s["embedding_rank"] for s in sets]
         shares = {
             "embeddings": 1 - sum(ranks) / len(sets) / d,
@@ -136,7 +140,7 @@ def component_pruning(params: dict) -> list[dict]:
             "ffn": 1 - sum(sum(s["ffn"]) for s in sets) / len(sets) / full["ffn"],
         }
         rows += [
-            {"run": cut[0], "sparsity": cut[1], "kind": kind, "pruned": share}
+            {"run": run, "sparsity": sparsity, "kind": kind, "pruned": share}
             for kind, share in shares.items()
         ]
     return rows
@@ -147,14 +151,10 @@ def layer_params(params: dict) -> list[dict]:
     dense layer's parameters that the cut keeps (averaged over its gate sets)."""
     dense = params[DENSE]["stored"]["encoder_layers"]
     rows = []
-    for cell, counts in params.items():
-        cut = _ds_cut(cell)
-        if cut is None:
-            continue
-        sets = _gate_sets(counts)
+    for run, sparsity, sets in _ds_cuts(params):
         for layer, full in enumerate(dense):
             kept = sum(s["encoder_layers"][layer] for s in sets) / len(sets)
-            rows.append({"run": cut[0], "sparsity": cut[1], "layer": layer, "kept": kept / full})
+            rows.append({"run": run, "sparsity": sparsity, "layer": layer, "kept": kept / full})
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import torch
@@ -153,14 +154,10 @@ def round_widths(gates: Gates, scores: Gates, heads_multiple: int, ffn_multiple:
     )
 
 
-def drop_empty_layers(model: MaskedLM) -> MaskedLM:
-    """A physically pruned model without its layers that kept no head and no FFN unit. Such a
-    layer still adds its output biases and applies its two LayerNorms, so the result computes
-    a (slightly) different function: an option for speed, not an equivalent model."""
-    if model.gate_table is not None:
-        raise ValueError("drop_empty_layers takes a physically pruned model (no gate table)")
+def keep_layers(model: MaskedLM, keep: list[int]) -> MaskedLM:
+    """A model of `model`'s layers `keep` (increasing indices), with its embeddings, MLM head,
+    per-layer head counts and FFN widths, and its gate table's rows for those layers."""
     cfg = model.cfg
-    keep = [i for i in range(cfg.layers) if cfg.heads[i] or cfg.ffn[i]]
     small = MaskedLM(
         replace(
             cfg,
@@ -170,15 +167,23 @@ def drop_empty_layers(model: MaskedLM) -> MaskedLM:
         )
     )
 
-    def source(key: str) -> str:  # layers.<new>.x -> layers.<old>.x
-        if not key.startswith("layers."):
-            return key
-        _, index, rest = key.split(".", 2)
-        return f"layers.{keep[int(index)]}.{rest}"
+    def source(key: str) -> str:  # layers.1.attn.out.weight -> layers.<keep[1]>.attn.out.weight
+        m = re.fullmatch(r"(layers\.|gate_table\.(?:heads|ffn)_)(\d+)(.*)", key)
+        return f"{m[1]}{keep[int(m[2])]}{m[3]}" if m else key
 
     weights = model.state_dict()
     small.load_state_dict({k: weights[source(k)] for k in small.state_dict()})
     return small
+
+
+def drop_empty_layers(model: MaskedLM) -> MaskedLM:
+    """A physically pruned model without its layers that kept no head and no FFN unit. Such a
+    layer still adds its output biases and applies its two LayerNorms, so the result computes
+    a (slightly) different function: an option for speed, not an equivalent model."""
+    if model.gate_table is not None:
+        raise ValueError("drop_empty_layers takes a physically pruned model (no gate table)")
+    cfg = model.cfg
+    return keep_layers(model, [i for i in range(cfg.layers) if cfg.heads[i] or cfg.ffn[i]])
 
 
 def subnetwork(model: MaskedLM, gate_set: str) -> MaskedLM:
