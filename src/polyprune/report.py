@@ -116,7 +116,7 @@ def score_table(
 ):
     """Rows (mode, cell); columns the encoder sparsity reached and the parameters (averages over
     a cell's gate sets), the tasks' averages over languages (QA: F1 / EM) and the average of the
-    primary metrics; with several fine-tuning seeds, the mean ± the seeds' standard deviation
+    primary metrics (only for a row with every task: a partial average would not compare); with several fine-tuning seeds, the mean ± the seeds' standard deviation
     (QA: of F1). Returns (header, rows for CSV, Markdown text)."""
     spread = spread or {}
     ordered = [t for t in EVALUATION_TASKS if t in tasks]
@@ -137,7 +137,7 @@ def score_table(
                         _cell_value(v, t, spread.get((cell, mode, t))) if v else "-"
                         for t, v in found.items()
                     ),
-                    f"{sum(primary) / len(primary):.1f}" if primary else "-",
+                    f"{sum(primary) / len(primary):.1f}" if len(primary) == len(ordered) else "-",
                 ]
             )
     return header, rows, markdown(header, rows)
