@@ -129,6 +129,7 @@ def study_outputs():
     if config.get("finetune"):
         outputs += [f"{OUT}/tables/table{n}.md" for n in (1, 2) if TABLE_CELLS[n]]
         outputs += [f"{OUT}/tables/table3.md"] if set(TABLE_CELLS[3]) & set(DS_CELLS) else []
+        outputs += [f"{OUT}/tables/table5.md"] if FIGURE_CELLS[4] and "reference" in DYNAMIC else []
     outputs.append(f"{OUT}/tables/table4.md")
     outputs += [f"{OUT}/tables/throughput.csv"] if config.get("throughput") else []
     outputs += [f"{OUT}/figures/figure{n}.png" for n, cells in FIGURE_CELLS.items() if cells]
@@ -167,6 +168,8 @@ TABLE_CELLS = {n: polyconfig.table_cells(config, n) for n in (1, 2, 3)}
 PRUNED_CELLS = [c for c in MADE_CELLS if polyconfig.parse_cell(c).algorithm in polyconfig.PRUNING]
 DYNAMIC = config["pruning"].get("dynamic") or {}
 DS_MODE = DYNAMIC["modes"][0] if DYNAMIC else None  # the mode of Figure 4's XNLI scores
+# Table 5's reference: a cell of the run (its scores and counts are inputs), or published numbers
+TABLE5_REFERENCE = [r["cell"] for r in [DYNAMIC.get("reference") or {}] if "cell" in r]
 FIGURE_CELLS = {
     2: [
         c

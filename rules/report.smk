@@ -102,3 +102,25 @@ rule table4:
         ),
     script:
         "../workflow/scripts/table4.py"
+
+
+rule table5:
+    input:
+        results=[
+            f"{OUT}/finetune/{cell}/xnli/{DS_MODE}/seed{seed}/selected.json"
+            for cell in [*DS_CELLS, *TABLE5_REFERENCE]
+            for seed in polyconfig.finetune_seeds(config, cell)
+        ],
+        params=[f"{OUT}/cells/{cell}/params.json" for cell in [*DS_CELLS, *TABLE5_REFERENCE]],
+    output:
+        md=in_report(f"{OUT}/tables/table5.md", "Table 5", "table5", file="table"),
+        csv=in_report(f"{OUT}/tables/table5.csv", "Table 5", "table5", file="CSV"),
+    log:
+        f"{LOGS}/table5.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        settings=settings("pruning.dynamic.reference"),
+        mode=DS_MODE,
+    script:
+        "../workflow/scripts/table5.py"

@@ -147,6 +147,11 @@ def _check_dynamic(config: dict) -> None:
         )
     if any(r.startswith("l0") for r in dynamic["runs"]) and "l0" not in config["pruning"]:
         raise ConfigError("config key pruning.l0: missing (needed for L0-based DS runs)")
+    reference = (dynamic.get("reference") or {}).get("cell")
+    if reference is not None and reference not in cells(config):
+        raise ConfigError(
+            f"config key pruning.dynamic.reference.cell: {reference!r} is not a cell of this run"
+        )
     finetune = config.get("finetune") or {}
     for key, within in (("tasks", "tasks"), ("table_tasks", "tasks"), ("modes", "modes")):
         extra = [x for x in dynamic.get(key) or [] if x not in finetune.get(within, [])]

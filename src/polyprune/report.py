@@ -6,7 +6,7 @@ import random
 import statistics
 from collections import Counter
 
-from polyprune.config import DENSE, component_weights
+from polyprune.config import DENSE, component_weights, parse_cell
 from polyprune.io import read_json
 from polyprune.tasks.spec import EVALUATION_TASKS, PRIMARY_METRIC, TASK_TYPES
 
@@ -116,8 +116,9 @@ def score_table(
 ):
     """Rows (mode, cell); columns the encoder sparsity reached and the parameters (averages over
     a cell's gate sets), the tasks' averages over languages (QA: F1 / EM) and the average of the
-    primary metrics (only for a row with every task: a partial average would not compare); with several fine-tuning seeds, the mean ± the seeds' standard deviation
-    (QA: of F1). Returns (header, rows for CSV, Markdown text)."""
+    primary metrics (only for a row with every task: a partial average would not compare);
+    with several fine-tuning seeds, the mean ± the seeds' standard deviation (QA: of F1).
+    Returns (header, rows for CSV, Markdown text)."""
     spread = spread or {}
     ordered = [t for t in EVALUATION_TASKS if t in tasks]
     header = ["mode", "model", "Sparsity %", "Params", *(TASK_TITLES[t] for t in ordered), "Avg"]
@@ -240,3 +241,20 @@ def chance_row(chance: dict, tasks: list[str]) -> list[str]:
         }
         values.append(_cell_value({"avg": avg}, task))
     return values
+
+
+def matched_cuts(params: dict, target: float) -> dict[str, str]:
+    """Table 5: per Dynamic Sparsification run, its cut whose total parameters (mean over gate
+    sets) come nearest `target` (ties: the sparser cut). `params` maps cells to params.json."""
+    best: dict[str, tuple[float, float, str]] = {}
+    for cell, counts in params.items():
+        spec = parse_cell(cell)
+        if not spec.dynamic:
+            continue
+        sets = list(counts.get("gate_sets", {}).values()) or [counts["stored"]]
+        total = sum(s["total"] for s in sets) / len(sets)
+        run = f"ds-{spec.algorithm}-{spec.setting}"
+        key = (abs(total - target), -spec.sparsity, cell)
+        if run not in best or key < best[run]:
+            best[run] = key
+    return {run: cell for run, (_, _, cell) in sorted(best.items())}
