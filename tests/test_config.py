@@ -181,6 +181,10 @@ def test_a_world_language_code_must_be_private_use():
         ),
         (lambda c: c["pruning"]["dynamic"].update(tasks=["xnlx"]), "pruning.dynamic.tasks"),
         (lambda c: c["throughput"].update(seq_len=65), "throughput.seq_len"),
+        (
+            lambda c: c["pruning"]["dynamic"].update(reference={"cell": "distill"}),
+            "pruning.dynamic.reference.cell",
+        ),
         (lambda c: c["pruning"]["dynamic"].update(runs=["l0-shared"]), "pruning.dynamic.runs[0]"),
     ],
 )

@@ -68,3 +68,32 @@ def test_several_seeds_give_their_mean_and_standard_deviation(tmp_path):
     assert rows[0][4] == "52.0 ± 2.8"
     one, no_spread = task_scores(files[:1])
     assert no_spread == {} and one[("dense", "zero-shot", "xnli")]["avg"]["accuracy"] == 50.0
+
+
+def test_table5_takes_each_ds_runs_cut_nearest_the_reference_size():
+    from polyprune.report import matched_cuts
+
+    def counts(total):
+        return {"total": total}
+
+    params = {
+        "distil": {"stored": counts(800)},
+        "ds-gradient-shared-s50": {"stored": counts(820)},
+        "ds-gradient-shared-s70": {"stored": counts(430)},
+        "ds-l0imp-nonshared-s50": {
+            "stored": counts(1200),
+            "gate_sets": {"aa": counts(900), "bb": counts(500)},  # mean 700
+        },
+        "ds-l0imp-nonshared-s70": {"stored": counts(1200), "gate_sets": {"aa": counts(450)}},
+    }
+    assert matched_cuts(params, 800) == {
+        "ds-gradient-shared": "ds-gradient-shared-s50",
+        "ds-l0imp-nonshared": "ds-l0imp-nonshared-s50",
+    }
+    assert matched_cuts(params, 440)["ds-l0imp-nonshared"] == "ds-l0imp-nonshared-s70"
+    # equally near: the sparser cut
+    tie = {
+        "ds-gradient-shared-s50": {"stored": counts(500)},
+        "ds-gradient-shared-s70": {"stored": counts(300)},
+    }
+    assert matched_cuts(tie, 400) == {"ds-gradient-shared": "ds-gradient-shared-s70"}

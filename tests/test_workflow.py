@@ -295,6 +295,7 @@ def test_dynamic_sparsification_fills_table3_figures_4_to_6_and_throughput(tiny_
     dynamic = {
         "runs": ["gradient-shared", "l0imp-nonshared"], "grid": [0, 0.5, 0.75, 1],
         "constraint_weight": 128, "table_sparsity": 0.5, "tasks": ["xnli"], "modes": ["zero-shot"],
+        "reference": {"name": "a published model", "params": 60000, "xnli": 40.0, "source": "x"},
     }  # fmt: skip
     tiny = yaml.safe_load(TINY.read_text())
     config = edited_config(
@@ -304,7 +305,8 @@ def test_dynamic_sparsification_fills_table3_figures_4_to_6_and_throughput(tiny_
         throughput=dict(seq_len=16, cpu_batch=1, cpu_threads=1, gpu_batch=8, warmup=1, repeats=3),
     )
     workdir = copy_run(tiny_run, tmp_path / "run")
-    targets = [f"results/tiny/{t}" for t in ("tables/table3.md", "tables/throughput.csv")]
+    tables = ("tables/table3.md", "tables/table5.md", "tables/throughput.csv")
+    targets = [f"results/tiny/{t}" for t in tables]
     targets += [f"results/tiny/figures/figure{n}.png" for n in (4, 5, 6)]
     done = snakemake(workdir, "-n", *targets, configfile=config)
     assert done.returncode == 0, tail(done)
@@ -343,6 +345,12 @@ def test_dynamic_sparsification_fills_table3_figures_4_to_6_and_throughput(tiny_
     assert {r["measure"] for r in curves} == {"XNLI accuracy", "parameters (M)", "CPU sequences/s"}
     for n in (4, 5, 6):
         assert (study / "figures" / f"figure{n}.pdf").read_bytes()[:4] == b"%PDF"
+    with open(study / "tables" / "table5.csv") as fh:
+        table5 = list(csv.DictReader(fh))
+    assert table5[0]["model"] == "a published model" and table5[0]["XNLI (zero-shot)"] == "40.0"
+    assert [r["model"].rsplit("-s", 1)[0] for r in table5[1:]] == sorted(
+        f"ds-{run}" for run in dynamic["runs"]
+    )
 
 
 @pytest.mark.slow
