@@ -246,7 +246,7 @@ class Dynamic(Objective):
         self.gates.size = size
         row = self.gates.names.index(lang) if len(self.gates.names) > 1 else 0
         gates = self.gates(torch.full((len(inputs),), row, device=inputs.device))
-        loss, parts = self.task_loss(inputs, labels, lang, gates)
+        loss, _ = self.task_loss(inputs, labels, lang, gates)
         parts = {"mlm": loss.item(), "size": size}
         if self.gates.trainable:
             spec = self.spec

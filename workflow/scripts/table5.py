@@ -10,7 +10,7 @@ from polyprune.report import markdown, matched_cuts, task_scores, write_csv
 with job(snakemake) as settings:
     reference = settings["pruning"]["dynamic"]["reference"]
     mode = snakemake.params.mode
-    scores, spread = task_scores(snakemake.input.results)
+    scores, _ = task_scores(snakemake.input.results)
     params = {p["cell"]: p for p in (read_json(f, "params") for f in snakemake.input.params)}
 
     def xnli(cell):
