@@ -21,7 +21,8 @@ from slurm_cluster import REPO, finish, write_profile
 CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export", "bench_params"]
 CPU_RULES += ["prepare_task", "select", "chance", "table1", "table2", "table4"]
 CPU_RULES += ["subnetworks", "figure2", "figure3", "figure7"]
-GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval"]
+CPU_RULES += ["ds_cut", "table3", "table5", "figure4", "figure5", "figure6"]
+GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval", "bench_throughput"]
 
 WORKER = """\
 import sys
@@ -58,7 +59,7 @@ def dry_run_resources(profile: str, *args: str) -> dict[str, dict[str, str]]:
 
 def test_slurm_profile_resources():
     res = dry_run_resources("slurm", "all")  # as documented: the paper's study
-    assert set(res) == {*CPU_RULES, *GPU_RULES, "pretrain", "all"}
+    assert set(res) == {*CPU_RULES, *GPU_RULES, "pretrain", "ds_train", "all"}
     for rule in CPU_RULES:
         assert res[rule]["slurm_partition"] == "cpu", rule
         assert "gpu" not in res[rule], rule
@@ -70,11 +71,13 @@ def test_slurm_profile_resources():
     pretrain = res["pretrain"]
     assert (pretrain["nodes"], pretrain["tasks"], pretrain["gres"]) == ("4", "4", "gpu:8")
     assert pretrain["mpi"].startswith("srun --ntasks-per-node=1")
+    assert res["ds_train"] == pretrain  # a DS model trains like a cell
 
 
 def test_local_profile_serialises_gpu_rules():
     res = dry_run_resources("local")
-    assert all(res[rule].get("gpu") == "1" for rule in [*GPU_RULES, "pretrain", "base_model"])
+    gpu_rules = [*GPU_RULES, "pretrain", "ds_train", "base_model"]
+    assert all(res[rule].get("gpu") == "1" for rule in gpu_rules)
     assert not any("gpu" in res[rule] for rule in CPU_RULES if rule != "base_model")
 
 
