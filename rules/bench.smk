@@ -24,7 +24,7 @@ rule bench_throughput:
     conda:
         "../envs/train.yaml"
     # every core: nothing else runs while it times (it sets its own thread count)
-    threads: workflow.cores
+    threads: all_cores()
     params:
         settings=settings("throughput", "source_language"),
         cells=CELLS,

@@ -78,6 +78,15 @@ def launcher(wildcards, resources):
     return shlex.join(["bash", LAUNCH, processes, PYTHON, *CLI])
 
 
+def all_cores():
+    """Every core of a local run, so that a timing job runs alone; 1 where the executor sets no
+    total (Slurm: the profile gives such a job a whole node)."""
+    try:
+        return workflow.cores or 1
+    except WorkflowError:
+        return 1
+
+
 def corpus_location(lang):
     if SYNTHETIC:
         return f"{OUT}/corpus/{lang}.txt"
