@@ -148,3 +148,13 @@ def test_a_damaged_tokenizer_is_named(tokenizer, tmp_path, damage):
         data.load_tokenizer(str(directory))
     message = str(info.value)
     assert message.startswith(f"{directory}: ") and "\n" not in message
+
+
+def test_a_bert_tokenizer_is_refused_by_the_mlm_stages(tmp_path, tokenizer):
+    from transformers import BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ka", "lo"]) + "\n")
+    with pytest.raises(DataError, match=r"MLM stages need XLM-R's special tokens.*\[PAD\]"):
+        data.masking_for(BertTokenizerFast(vocab_file=str(vocab)))
+    assert data.masking_for(tokenizer).mask_id == len(tokenizer) - 1

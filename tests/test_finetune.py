@@ -357,3 +357,46 @@ def test_train_share_keeps_the_source_and_a_share_of_each_translation(tmp_path):
     prepare_task("xnli", {**tasks, "train_share": {}}, world, full, {"run": "t", "seed": 0}, langs)
     kept = read_records(tmp_path / "xnli", "train", "qab")
     assert kept == read_records(full, "train", "qab")[:4]
+
+
+def test_bert_segments_reach_the_encoder_in_training_and_prediction(tmp_path):
+    from transformers import BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    bert_tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    cfg = ModelConfig(
+        vocab_size=len(bert_tokenizer),
+        hidden=32,
+        layers=1,
+        heads=2,
+        ffn=32,
+        head_dim=16,
+        max_positions=64,
+        type_vocab=2,
+        pad_id=0,
+        layout="bert",
+    )
+    model, seen = MaskedLM(cfg), []
+    encode = model.encode
+
+    def spy(input_ids, attention_mask=None, token_types=None, **kwargs):
+        seen.append((attention_mask, token_types))
+        return encode(input_ids, attention_mask, token_types=token_types, **kwargs)
+
+    model.encode = spy
+    records = pair_records(8)
+    task_model = finetune(model, bert_tokenizer, "pawsx", records, settings(epochs=1))
+    predict(task_model, bert_tokenizer, records)
+    assert seen
+    for mask, types in seen:
+        for row_mask, row_types in zip(mask.tolist(), types.tolist()):
+            n = sum(row_mask)
+            second = row_types.index(1)  # [CLS] A [SEP] are segment 0, B [SEP] segment 1
+            assert row_types[:n] == [0] * second + [1] * (n - second)
+            assert row_types[n:] == [0] * (len(row_types) - n)
+
+    windows = make_windows(bert_tokenizer, ["kaka lolo"], [" ".join(WORDS[:30])], 16, 4)
+    assert len(windows) > 1
+    for types, offsets in zip(windows.token_types, windows.context_offsets):
+        assert [t == 1 for t in types[:-1]] == [o is not None for o in offsets[:-1]]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+from transformers import BertConfig, BertForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from polyprune.gates import Gates
 from polyprune.model import (
@@ -35,6 +35,64 @@ def tiny_batch(vocab=97, pad=1):
     ids[1, 8:] = pad  # padded rows exercise the attention mask and RoBERTa positions
     ids[2, 5:] = pad
     return ids, ids.ne(pad).long()
+
+
+TINY_BERT = dict(TINY_HF, type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0)
+
+
+def bert_batch():
+    """Padded rows with BERT's [CLS] A [SEP] B [SEP] segments (token types 0, then 1)."""
+    ids, mask = tiny_batch(pad=0)
+    types = torch.zeros_like(ids)
+    for row, first_b in enumerate([6, 4, 3]):
+        types[row, first_b:] = mask[row, first_b:]
+    return ids, mask, types
+
+
+def test_bert_logits_equal_transformers():
+    torch.manual_seed(0)
+    hf = BertForMaskedLM(BertConfig(**TINY_BERT)).eval()
+    cfg = ModelConfig.from_hf(hf.config)
+    assert (cfg.layout, cfg.pad_id, cfg.type_vocab) == ("bert", 0, 2)
+    ours = from_hf_state_dict(hf.state_dict(), cfg).eval()
+    ids, mask, types = bert_batch()
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        got = ours(ids, mask, token_types=types)
+        without_types = ours(ids, mask)
+    keep = mask.bool()
+    assert (got[keep] - expected[keep]).abs().max().item() <= 1e-5
+    assert (without_types[keep] - expected[keep]).abs().max().item() > 1e-3  # types matter
+
+
+def test_bert_state_dict_round_trips_into_transformers():
+    torch.manual_seed(1)
+    ours = MaskedLM(ModelConfig.from_hf(BertConfig(**TINY_BERT))).eval()
+    hf = BertForMaskedLM(BertConfig(**TINY_BERT)).eval()
+    hf.load_state_dict(to_hf_state_dict(ours), strict=True)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in hf.parameters())
+    ids, mask, types = bert_batch()
+    with torch.no_grad():
+        diff = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        diff -= ours(ids, mask, token_types=types)
+    assert diff[mask.bool()].abs().max().item() <= 1e-5
+
+
+def test_bert_positions_start_at_zero_and_use_every_position():
+    model = MaskedLM(ModelConfig.from_hf(BertConfig(**TINY_BERT)))
+    ids, _, _ = bert_batch()
+    assert model.embed.position_ids(ids).tolist() == [list(range(ids.shape[1]))]
+    assert model.embed.positions.weight[0].abs().max() > 0  # not a padding row, as in XLM-R
+    assert model.cfg.max_tokens == TINY_BERT["max_position_embeddings"]
+    xlmr = ModelConfig.from_hf(XLMRobertaConfig(**TINY_HF, pad_token_id=1))
+    assert xlmr.max_tokens == TINY_HF["max_position_embeddings"] - 2
+
+
+def test_a_model_type_without_a_layout_is_refused():
+    from transformers import DistilBertConfig
+
+    with pytest.raises(ValueError, match="model type 'distilbert'"):
+        ModelConfig.from_hf(DistilBertConfig(activation="gelu", hidden_act="gelu"))
 
 
 def test_logits_equal_transformers():

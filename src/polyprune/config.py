@@ -29,6 +29,18 @@ LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
 SHAPES = {
     "xlm-roberta-base": dict(vocab_size=250002, hidden=768, layers=12, heads=12, ffn=3072),
     "xlm-roberta-large": dict(vocab_size=250002, hidden=1024, layers=24, heads=16, ffn=4096),
+    "bert-base-multilingual-cased": dict(
+        vocab_size=119547,
+        hidden=768,
+        layers=12,
+        heads=12,
+        ffn=3072,
+        layout="bert",
+        max_positions=512,
+        type_vocab=2,
+        pad_id=0,
+        layer_norm_eps=1e-12,
+    ),
 }
 
 

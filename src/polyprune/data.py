@@ -308,7 +308,20 @@ def fixed_batches(data: np.ndarray, masking: MaskingSpec, size: int, seed: int):
         yield mask_tokens(data[lo : lo + size], masking, rng)
 
 
+def check_mlm_layout(tokenizer) -> None:
+    """MLM data (packing, masking) relies on XLM-R's special tokens: ids 0-3 and <mask> last.
+    BERT-layout models (mBERT) are fine-tuned, never MLM-trained, by polyprune."""
+    first = tuple(tokenizer.convert_ids_to_tokens(list(range(len(SPECIAL_TOKENS)))))
+    if first != SPECIAL_TOKENS or tokenizer.mask_token_id != len(tokenizer) - 1:
+        raise DataError(
+            f"MLM stages need XLM-R's special tokens {SPECIAL_TOKENS} at ids 0-3 and <mask> last;"
+            f" this tokenizer has {first} and <mask> at {tokenizer.mask_token_id}"
+            " (a BERT-layout model is only fine-tuned)"
+        )
+
+
 def masking_for(tokenizer, probability: float = 0.15) -> MaskingSpec:
+    check_mlm_layout(tokenizer)
     return MaskingSpec(
         mask_id=tokenizer.mask_token_id,
         vocab_size=len(tokenizer),

@@ -1,10 +1,12 @@
-"""An XLM-R encoder with an MLM head, gates (Eqs 1-3) and per-layer sizes.
+"""An XLM-R or BERT encoder with an MLM head, gates (Eqs 1-3) and per-layer sizes.
 
-State-dict compatible with transformers' XLMRobertaForMaskedLM through `to_hf_state_dict` /
-`from_hf_state_dict` (same tensors, our own short names). Every layer takes its own head count and
-FFN width, so a physically pruned model is just a smaller instance of the same class. Gates come
-either from the model's `GateTable` (fixed sets: one shared, or one per language) or from the
-caller (importance scoring, learned gates).
+State-dict compatible with transformers' XLMRobertaForMaskedLM and BertForMaskedLM through
+`to_hf_state_dict` / `from_hf_state_dict` (same tensors, our own short names). The two layouts
+differ only in positions (RoBERTa's count non-padding tokens from pad_id + 1, BERT's are 0..T-1),
+in the token types BERT uses (segment A = 0, B = 1) and in transformers' key names. Every layer
+takes its own head count and FFN width, so a physically pruned model is just a smaller instance of
+the same class. Gates come either from the model's `GateTable` (fixed sets: one shared, or one per
+language) or from the caller (importance scoring, learned gates).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from polyprune.gates import Gates, GateTable
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "polyprune-mlm-1"
+LAYOUTS = ("xlmr", "bert")
+# transformers' model_type -> our layout
+HF_LAYOUTS = {"xlm-roberta": "xlmr", "roberta": "xlmr", "bert": "bert"}
 
 
 @dataclass
@@ -48,14 +53,22 @@ class ModelConfig:
     emb_rank: int | None = None
     init_std: float = 0.02  # transformers' initializer_range
     gate_sets: list[str] = field(default_factory=list)
+    layout: str = "xlmr"
 
     def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; known: {LAYOUTS}")
         if isinstance(self.heads, int):
             self.heads = [self.heads] * self.layers
         if isinstance(self.ffn, int):
             self.ffn = [self.ffn] * self.layers
         if len(self.heads) != self.layers or len(self.ffn) != self.layers:
             raise ValueError(f"heads and ffn need one entry per layer ({self.layers})")
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest sequence the position embeddings allow (RoBERTa's start after pad_id)."""
+        return self.max_positions - (self.pad_id + 1 if self.layout == "xlmr" else 0)
 
     @classmethod
     def from_shape(cls, name: str, **overrides) -> ModelConfig:
@@ -68,6 +81,10 @@ class ModelConfig:
     def from_hf(cls, hf) -> ModelConfig:
         if hf.hidden_act != "gelu":
             raise ValueError(f"only GELU encoders are supported, got {hf.hidden_act!r}")
+        if hf.model_type not in HF_LAYOUTS:
+            raise ValueError(f"model type {hf.model_type!r}; supported: {sorted(HF_LAYOUTS)}")
+        if getattr(hf, "position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"only absolute positions, got {hf.position_embedding_type!r}")
         return cls(
             vocab_size=hf.vocab_size,
             hidden=hf.hidden_size,
@@ -82,6 +99,7 @@ class ModelConfig:
             dropout=hf.hidden_dropout_prob,
             attention_dropout=hf.attention_probs_dropout_prob,
             init_std=hf.initializer_range,
+            layout=HF_LAYOUTS[hf.model_type],
         )
 
 
@@ -147,13 +165,14 @@ class Embeddings(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.pad_id = cfg.pad_id
+        self.pad_id, self.layout = cfg.pad_id, cfg.layout
         factorised = cfg.emb_rank is not None  # rank 0: every rank pruned, no word vectors
         self.tokens = nn.Embedding(
             cfg.vocab_size, cfg.emb_rank if factorised else cfg.hidden, padding_idx=cfg.pad_id
         )
         self.proj = _linear(cfg.emb_rank, cfg.hidden, bias=False) if factorised else None
-        self.positions = nn.Embedding(cfg.max_positions, cfg.hidden, padding_idx=cfg.pad_id)
+        position_pad = cfg.pad_id if cfg.layout == "xlmr" else None  # BERT's position 0 is used
+        self.positions = nn.Embedding(cfg.max_positions, cfg.hidden, padding_idx=position_pad)
         self.token_types = nn.Embedding(cfg.type_vocab, cfg.hidden)
         self.norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
@@ -166,13 +185,20 @@ class Embeddings(nn.Module):
             e = e * _over_tokens(gate)
         return self.proj(e)
 
-    def forward(self, input_ids, gate=None):
-        # RoBERTa's positions: count non-padding tokens, starting after the padding index.
-        not_pad = input_ids.ne(self.pad_id).long()
-        positions = torch.cumsum(not_pad, dim=1) * not_pad + self.pad_id
-        x = self.word_vectors(input_ids, gate) + self.positions(positions)
-        x = x + self.token_types.weight[0]
+    def forward(self, input_ids, gate=None, token_types=None):
+        x = self.word_vectors(input_ids, gate) + self.positions(self.position_ids(input_ids))
+        if token_types is None:
+            x = x + self.token_types.weight[0]
+        else:
+            x = x + self.token_types(token_types)
         return self.drop(self.norm(x))
+
+    def position_ids(self, input_ids):
+        if self.layout == "bert":
+            return torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+        # RoBERTa's: count non-padding tokens, starting after the padding index
+        not_pad = input_ids.ne(self.pad_id).long()
+        return torch.cumsum(not_pad, dim=1) * not_pad + self.pad_id
 
 
 class MLMHead(nn.Module):
@@ -230,22 +256,38 @@ class MaskedLM(nn.Module):
             gate_set = self.gate_table.index(gate_set)
         return self.gate_table.select(gate_set)
 
-    def encode(self, input_ids, attention_mask=None, gate_set=None, gates=None, all_layers=False):
+    def encode(
+        self,
+        input_ids,
+        attention_mask=None,
+        gate_set=None,
+        gates=None,
+        all_layers=False,
+        token_types=None,
+    ):
         """Hidden states of the last layer, or (all_layers) of the embeddings and every layer."""
         g = gates if gates is not None else self.gates_for(gate_set)
         mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
-        x = self.embed(input_ids, g.emb if g else None)
+        x = self.embed(input_ids, g.emb if g else None, token_types)
         states = [x]
         for i, layer in enumerate(self.layers):
             x = layer(x, mask, g.heads[i] if g else None, g.ffn[i] if g else None)
             states.append(x)
         return states if all_layers else x
 
-    def forward(self, input_ids, attention_mask=None, labels=None, gate_set=None, gates=None):
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        labels=None,
+        gate_set=None,
+        gates=None,
+        token_types=None,
+    ):
         """MLM logits, or with `labels` (-100 = not masked) the mean cross-entropy over the
         masked positions, computed on those positions only."""
         g = gates if gates is not None else self.gates_for(gate_set)
-        h = self.encode(input_ids, attention_mask, gates=g)
+        h = self.encode(input_ids, attention_mask, gates=g, token_types=token_types)
         emb_gate = g.emb if g else None
         if labels is None:
             return self.head(h, self.embed, None if emb_gate is None else _over_tokens(emb_gate))
@@ -287,41 +329,62 @@ _HF_LAYER = {
     "ffn_down": "output.dense",
     "ffn_norm": "output.LayerNorm",
 }
-_HF_TOP = {
-    "embed.tokens": "roberta.embeddings.word_embeddings",
-    "embed.positions": "roberta.embeddings.position_embeddings",
-    "embed.token_types": "roberta.embeddings.token_type_embeddings",
-    "embed.norm": "roberta.embeddings.LayerNorm",
-    "head.dense": "lm_head.dense",
-    "head.norm": "lm_head.layer_norm",
+_HF_EMBED = {
+    "embed.tokens": "embeddings.word_embeddings",
+    "embed.positions": "embeddings.position_embeddings",
+    "embed.token_types": "embeddings.token_type_embeddings",
+    "embed.norm": "embeddings.LayerNorm",
+}
+# per layout: the encoder's prefix, and the MLM head's modules ("decoder" is tied to the words)
+_HF_ENCODER = {"xlmr": "roberta", "bert": "bert"}
+_HF_HEAD = {
+    "xlmr": {
+        "head.dense": "lm_head.dense",
+        "head.norm": "lm_head.layer_norm",
+        "head.bias": "lm_head.bias",
+        "decoder": "lm_head.decoder",
+    },
+    "bert": {
+        "head.dense": "cls.predictions.transform.dense",
+        "head.norm": "cls.predictions.transform.LayerNorm",
+        "head.bias": "cls.predictions.bias",
+        "decoder": "cls.predictions.decoder",
+    },
 }
 
 
-def hf_key(key: str) -> str:
-    """Our state-dict key -> XLMRobertaForMaskedLM's."""
+def hf_key(key: str, layout: str = "xlmr") -> str:
+    """Our state-dict key -> XLMRobertaForMaskedLM's (layout xlmr) or BertForMaskedLM's (bert)."""
+    head, encoder = _HF_HEAD[layout], _HF_ENCODER[layout]
     if key == "head.bias":
-        return "lm_head.bias"
+        return head["head.bias"]
     module, param = key.rsplit(".", 1)
     layer = re.fullmatch(r"layers\.(\d+)\.(.+)", module)
     if layer:
-        return f"roberta.encoder.layer.{layer[1]}.{_HF_LAYER[layer[2]]}.{param}"
-    if module not in _HF_TOP:
-        raise KeyError(f"{key!r} has no transformers counterpart")
-    return f"{_HF_TOP[module]}.{param}"
+        return f"{encoder}.encoder.layer.{layer[1]}.{_HF_LAYER[layer[2]]}.{param}"
+    if module in _HF_EMBED:
+        return f"{encoder}.{_HF_EMBED[module]}.{param}"
+    if module in head:
+        return f"{head[module]}.{param}"
+    raise KeyError(f"{key!r} has no transformers counterpart")
 
 
 def to_hf_state_dict(model: MaskedLM) -> dict[str, torch.Tensor]:
     if model.cfg.emb_rank is not None or model.gate_table is not None:
-        raise ValueError("only an unfactorised, ungated model maps onto XLMRobertaForMaskedLM")
-    sd = {hf_key(k): v for k, v in model.state_dict().items()}
-    sd["lm_head.decoder.weight"] = sd["roberta.embeddings.word_embeddings.weight"]
-    sd["lm_head.decoder.bias"] = sd["lm_head.bias"]
+        raise ValueError("only an unfactorised, ungated model maps onto transformers' models")
+    layout = model.cfg.layout
+    sd = {hf_key(k, layout): v for k, v in model.state_dict().items()}
+    decoder = _HF_HEAD[layout]["decoder"]
+    sd[f"{decoder}.weight"] = sd[hf_key("embed.tokens.weight", layout)]
+    sd[f"{decoder}.bias"] = sd[hf_key("head.bias", layout)]
     return sd
 
 
 def from_hf_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> MaskedLM:
     model = MaskedLM(cfg)
-    ours = {k: sd[hf_key(k)] for k in model.state_dict() if not k.startswith("gate_table.")}
+    ours = {
+        k: sd[hf_key(k, cfg.layout)] for k in model.state_dict() if not k.startswith("gate_table.")
+    }
     missing = model.load_state_dict(ours, strict=False).missing_keys
     if any(not k.startswith("gate_table.") for k in missing):
         raise KeyError(f"checkpoint lacks {missing}")
@@ -329,7 +392,7 @@ def from_hf_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> MaskedL
 
 
 def load_hf(name_or_path: str, revision: str | None = None) -> MaskedLM:
-    """A public XLM-R checkpoint (hub id or local directory) as a polyprune model."""
+    """A public XLM-R or BERT checkpoint (hub id or local directory) as a polyprune model."""
     from transformers import AutoModelForMaskedLM
 
     hf = AutoModelForMaskedLM.from_pretrained(name_or_path, revision=revision)

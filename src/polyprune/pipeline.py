@@ -36,6 +36,7 @@ def shard_language(
 ) -> None:
     """Tokenize and pack one language's corpus into eval / importance / train shards."""
     tok = data.load_tokenizer(str(tokenizer_dir))
+    data.check_mlm_layout(tok)
     counts = {"eval": data_cfg["eval_sequences"], "importance": data_cfg["importance_sequences"]}
     limit = None if max_train is None else counts["eval"] + counts["importance"] + max_train
     with data.open_text(location) as lines:

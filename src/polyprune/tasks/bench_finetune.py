@@ -104,7 +104,7 @@ def main(argv=None) -> None:
     from polyprune.data import load_tokenizer
     from polyprune.model import load_model
     from polyprune.tasks.finetune import FinetuneSettings, finetune, make_rows
-    from polyprune.tasks.heads import Lengths, TaskModel, max_tokens
+    from polyprune.tasks.heads import Lengths, TaskModel
     from polyprune.tasks.spec import LABELS
 
     clock.lap("import polyprune")
@@ -128,7 +128,7 @@ def main(argv=None) -> None:
         clock.lap("first optimizer (imports torch._dynamo)")
         startup = sum(clock.laps.values())
 
-        limit = max_tokens(base)
+        limit = base.cfg.max_tokens
         lengths = Lengths(pair=limit, token=limit, qa=limit, qa_stride=limit // 4)
         rows_per_kind, work = {}, {}
         for kind, task in KINDS.items():

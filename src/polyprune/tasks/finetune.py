@@ -67,6 +67,7 @@ class Rows:
     targets: list | None = None
     word_ids: list[list[int | None]] | None = None
     windows: qa.QAWindows | None = None
+    token_types: list[list[int]] | None = None  # segment ids, where the tokenizer gives them
 
 
 def make_rows(task_model: TaskModel, tokenizer, records: Sequence[dict], train: bool) -> Rows:
@@ -87,7 +88,12 @@ def pair_rows(tokenizer, records, labels: Sequence[str] | None, max_length: int)
         max_length=max_length,
     )
     targets = None if labels is None else [_label_index(labels, r["label"]) for r in records]
-    return Rows(encoded["input_ids"], list(range(len(records))), targets)
+    return Rows(
+        encoded["input_ids"],
+        list(range(len(records))),
+        targets,
+        token_types=encoded.get("token_type_ids"),
+    )
 
 
 def token_rows(tokenizer, records, labels: Sequence[str] | None, max_length: int) -> Rows:
@@ -161,7 +167,13 @@ def qa_rows(tokenizer, records, train: bool, max_length: int, stride: int) -> Ro
     if train:
         starts, ends = qa.window_labels(windows, [r["answers"] for r in records])
         targets = list(zip(starts, ends, strict=True))
-    return Rows(windows.input_ids, windows.example_index, targets, windows=windows)
+    return Rows(
+        windows.input_ids,
+        windows.example_index,
+        targets,
+        windows=windows,
+        token_types=windows.token_types,
+    )
 
 
 def _label_index(labels: Sequence[str], label: str) -> int:
@@ -173,17 +185,38 @@ def _label_index(labels: Sequence[str], label: str) -> int:
 # ---- batches ------------------------------------------------------------------------------
 
 
-def _batch(rows: Rows, picked: Sequence[int], pad_id: int, gates, device):
-    """Padded input_ids, attention mask, gate indices and (if any) targets of rows `picked`."""
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_types: torch.Tensor | None
+    gate_set: torch.Tensor | None
+    targets: torch.Tensor | None
+
+    def logits(self, task_model: TaskModel) -> torch.Tensor:
+        return task_model(self.input_ids, self.attention_mask, self.gate_set, self.token_types)
+
+
+def _batch(rows: Rows, picked: Sequence[int], pad_id: int, gates, device) -> Batch:
+    """Padded input_ids, attention mask, token types, gate indices and targets of rows `picked`
+    (token types and targets where the rows have them)."""
     width = max(len(rows.input_ids[i]) for i in picked)
     ids = torch.full((len(picked), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(picked), width), dtype=torch.long)
+    types = None if rows.token_types is None else torch.zeros_like(ids)
     for b, i in enumerate(picked):
-        ids[b, : len(rows.input_ids[i])] = torch.tensor(rows.input_ids[i])
-        mask[b, : len(rows.input_ids[i])] = 1
-    gate_set = None if gates is None else gates[list(picked)].to(device)
-    targets = None if rows.targets is None else _targets(rows, picked, width).to(device)
-    return ids.to(device), mask.to(device), gate_set, targets
+        n = len(rows.input_ids[i])
+        ids[b, :n] = torch.tensor(rows.input_ids[i])
+        mask[b, :n] = 1
+        if types is not None:
+            types[b, :n] = torch.tensor(rows.token_types[i])
+    return Batch(
+        ids.to(device),
+        mask.to(device),
+        None if types is None else types.to(device),
+        None if gates is None else gates[list(picked)].to(device),
+        None if rows.targets is None else _targets(rows, picked, width).to(device),
+    )
 
 
 def _targets(rows: Rows, picked: Sequence[int], width: int) -> torch.Tensor:
@@ -237,8 +270,8 @@ def finetune(
     lengths = [len(ids) for ids in rows.input_ids]
     for epoch in range(settings.epochs):
         for picked in length_batches(lengths, settings.batch_size, settings.length_pool, order):
-            ids, mask, gate_set, targets = _batch(rows, picked, model.cfg.pad_id, gates, device)
-            loss = task_model.loss(task_model(ids, mask, gate_set), targets)
+            batch = _batch(rows, picked, model.cfg.pad_id, gates, device)
+            loss = task_model.loss(batch.logits(task_model), batch.targets)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(task_model.parameters(), settings.grad_clip)
             optimizer.step()
@@ -311,8 +344,7 @@ def _row_logits(task_model: TaskModel, rows: Rows, gates, batch_size: int) -> li
     out = [None] * len(by_length)
     for first in range(0, len(by_length), batch_size):
         picked = by_length[first : first + batch_size]
-        ids, mask, gate_set, _ = _batch(rows, picked, pad_id, gates, device)
-        batch_logits = task_model(ids, mask, gate_set).float().cpu()
+        batch_logits = _batch(rows, picked, pad_id, gates, device).logits(task_model).float().cpu()
         for logits, i in zip(batch_logits, picked, strict=True):
             out[i] = logits if logits.dim() == 1 else logits[: len(rows.input_ids[i])]
     return out

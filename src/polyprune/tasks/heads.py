@@ -36,13 +36,8 @@ class Lengths:
     qa_stride: int = 128
 
 
-def max_tokens(model: MaskedLM) -> int:
-    """Longest sequence the position embeddings allow (RoBERTa positions start after pad_id)."""
-    return model.cfg.max_positions - model.cfg.pad_id - 1
-
-
 def check_lengths(model: MaskedLM, lengths: Lengths) -> None:
-    limit = max_tokens(model)
+    limit = model.cfg.max_tokens
     for name in ("pair", "token", "qa"):
         if getattr(lengths, name) > limit:
             raise ValueError(
@@ -145,8 +140,10 @@ class TaskModel(nn.Module):
             self.head = SpanHead(hidden)
         _init_head(self.head, seed)
 
-    def forward(self, input_ids, attention_mask, gate_set=None):
-        states = self.encoder.encode(input_ids, attention_mask, gate_set=gate_set)
+    def forward(self, input_ids, attention_mask, gate_set=None, token_types=None):
+        states = self.encoder.encode(
+            input_ids, attention_mask, gate_set=gate_set, token_types=token_types
+        )
         return self.head(states)
 
     def loss(self, logits, targets):

@@ -28,6 +28,7 @@ class QAWindows:
     attention_mask: list[list[int]]
     example_index: list[int]
     context_offsets: list[list[tuple[int, int] | None]]
+    token_types: list[list[int]] | None = None  # where the tokenizer gives them (BERT)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -61,6 +62,7 @@ def make_windows(
         attention_mask=encoded["attention_mask"],
         example_index=list(encoded["overflow_to_sample_mapping"]),
         context_offsets=context_offsets,
+        token_types=encoded.get("token_type_ids"),
     )
 
 

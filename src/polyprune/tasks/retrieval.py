@@ -14,7 +14,7 @@ import torch
 from polyprune.model import MaskedLM
 from polyprune.tasks import metrics
 from polyprune.tasks.finetune import average, task_type
-from polyprune.tasks.heads import check_coverage, gate_rows, max_tokens
+from polyprune.tasks.heads import check_coverage, gate_rows
 
 BUCC_NEIGHBOURS = 4
 
@@ -32,7 +32,7 @@ def sentence_embeddings(
     """(n, d) mean-pooled states of `layer` (0: embeddings, i: layer i) for texts in `lang`."""
     model.eval()
     device = next(model.parameters()).device
-    max_length = max_length or min(512, max_tokens(model))
+    max_length = max_length or min(512, model.cfg.max_tokens)
     pooled = []
     for first in range(0, len(texts), batch_size):
         batch = list(texts[first : first + batch_size])
