@@ -138,6 +138,20 @@ def test_pair_task_is_learned(tokenizer):
     assert scores["validation"]["avg"] == scores["validation"]["qaa"]
 
 
+def test_the_pair_task_is_learned_while_pruned_to_half_its_encoder_weights(tokenizer):
+    from polyprune.gmp import CubicSchedule, MagnitudePruner
+
+    model = tiny_model(tokenizer)
+    schedule = CubicSchedule(final=0.5, start=4, end=20, every=4)
+    pruner = MagnitudePruner(model, schedule, "unstructured", "global")
+    task_model = finetune(
+        model, tokenizer, "pawsx", pair_records(256), settings(), after_step=pruner.step
+    )
+    assert pruner.sparsity() == pytest.approx(0.5, abs=1e-3)
+    scores = evaluate(task_model, tokenizer, {"qaa": pair_records(100, seed=1)}, {})
+    assert scores["validation"]["qaa"]["accuracy"] > 85
+
+
 def test_seed_fixes_the_result_including_dropout(tokenizer):
     def run(seed):
         s = settings(epochs=1, seed=seed)

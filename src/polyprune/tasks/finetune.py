@@ -245,13 +245,15 @@ def finetune(
     labels: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
     log: Callable[[dict], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> TaskModel:
     """Fine-tune `model` (in place) with a new head on `records` of `task`; the trained model.
 
     `task` is the training task (xnli, pawsx, udpos, panx, squad, tydiqa); `labels` default to
     the task's labels of docs/tasks.md. AdamW with linear warm-up over the first
     `warmup_ratio` of the steps, then linear decay to zero; gradients clipped; data order,
-    head initialisation and dropout follow `settings.seed`.
+    head initialisation and dropout follow `settings.seed`. `after_step(step)` runs after each
+    optimizer step (e.g. `gmp.MagnitudePruner.step`).
     """
     if not records:
         raise ValueError(f"no {task} training records")
@@ -278,6 +280,8 @@ def finetune(
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            if after_step:
+                after_step(step)
             if log and (step % settings.log_every == 0 or step == steps):
                 elapsed = time.perf_counter() - started
                 log({"step": step, "epoch": epoch, "loss": loss.item(), "seconds": elapsed})
