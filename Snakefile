@@ -24,6 +24,7 @@ include: "rules/bench.smk"
 include: "rules/finetune.smk"
 include: "rules/report.smk"
 include: "rules/figures.smk"
+include: "rules/sparse.smk"
 include: "rules/audit.smk"
 
 

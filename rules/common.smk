@@ -142,7 +142,7 @@ def study_outputs():
     outputs.append(f"{OUT}/tables/table4.md")
     outputs += [f"{OUT}/tables/throughput.csv"] if config.get("throughput") else []
     outputs += [f"{OUT}/figures/figure{n}.png" for n, cells in FIGURE_CELLS.items() if cells]
-    return outputs
+    return outputs + (SPARSE_OUTPUTS if SPARSE else [])
 
 
 def cell_scores(wildcards):
@@ -289,3 +289,54 @@ def result_in_report(path, caption, category, **extra):
             **{k: v.format(**dict(w.items())) for k, v in extra.items()},
         },
     )
+
+
+# ---- the second study: sparsification during fine-tuning (docs/second-study.md) ----
+SPARSE = config.get("sparse_finetuning")
+SPARSE_LANGS = polyconfig.sparse_languages(config) if SPARSE else []
+SPARSE_VARIANTS = polyconfig.sparse_variants(config) if SPARSE else []
+SPARSE_TESTS = polyconfig.sparse_test_sets(config) if SPARSE else []
+SPARSE_OWN_MODEL = bool(SPARSE) and SPARSE["model"] != "base"  # a hub or local checkpoint
+SPARSE_MODEL = f"{OUT}/sparse/base" if SPARSE_OWN_MODEL else f"{OUT}/base"
+SPARSE_TOKENIZER = f"{OUT}/sparse/tokenizer" if SPARSE_OWN_MODEL else f"{OUT}/tokenizer"
+SPARSE_RUN = f"{OUT}/sparse/{{regime}}/{{variant}}/seed{{seed}}"
+
+
+wildcard_constraints:
+    regime=_choice(SPARSE["regimes"] if SPARSE else ["-"]),
+    variant=_choice(SPARSE_VARIANTS or ["-"]),
+
+
+def sparse_runs(name):
+    """`name` (a file of SPARSE_RUN) of every regime, model variant and seed."""
+    return [
+        f"{OUT}/sparse/{regime}/{variant}/seed{seed}/{name}"
+        for regime in SPARSE["regimes"]
+        for variant in SPARSE_VARIANTS
+        for seed in SPARSE["seeds"]
+    ]
+
+
+def sparse_train_settings(wildcards):
+    """A second-study model reads the schedule and scope only when it is pruned."""
+    keys = ["lr", f"epochs.{wildcards.regime}", "batch_size", "max_length"]
+    if wildcards.variant != polyconfig.DENSE:
+        keys += ["schedule", "scope"]
+    return settings(*[f"sparse_finetuning.{key}" for key in keys])
+
+
+# the keys that the second study's analysis reads (language groups and resource sizes)
+SPARSE_ANALYSIS_KEYS = [
+    "sparse_finetuning.groups",
+    "sparse_finetuning.resources",
+    "sparse_finetuning.model",
+    *LANGUAGE_KEYS,
+]
+SPARSE_OUTPUTS = [
+    f"{OUT}/tables/sparse-f1.md",
+    f"{OUT}/figures/sparse-f1.png",
+    f"{OUT}/figures/sparse-resources.png",
+    f"{OUT}/tables/sparse-deltas.md",
+    f"{OUT}/tables/sparse-robustness.md",
+    f"{OUT}/tables/sparse-exemplars.md",
+]

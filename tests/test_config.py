@@ -369,3 +369,62 @@ def test_paper_shards_are_sized_to_what_training_draws():
     drawn = 150_000 * 2048
     assert pc.train_sequences(PAPER, "en") == pytest.approx(1.1 * probs["en"] * drawn, abs=1)
     assert pc.train_sequences(PAPER, "en") > pc.train_sequences(PAPER, "as")
+
+
+def sparse(**changes):
+    return lambda c: c["sparse_finetuning"].update(changes)
+
+
+@pytest.mark.parametrize(
+    ("config", "edit", "key"),
+    [
+        (DEMO, sparse(regimes=["zero-shot", "translate-train"]), "sparse_finetuning.regimes[1]"),
+        (
+            DEMO,
+            sparse(schedule={"start": 0.6, "end": 0.1, "every": 5}),
+            "sparse_finetuning.schedule.end",
+        ),
+        (DEMO, sparse(sparsities=[0, 1.0]), "sparse_finetuning.sparsities[1]"),
+        (DEMO, sparse(sparsities=[-0.1, 0]), "sparse_finetuning.sparsities[0]"),
+        (DEMO, sparse(sparsities=[0.5, 0.7]), "sparse_finetuning.sparsities"),
+        (DEMO, sparse(languages=["qaa", "qzz"]), "sparse_finetuning.languages"),
+        (DEMO, sparse(languages=["qab"]), "sparse_finetuning.languages"),  # zero-shot needs qaa
+        (DEMO, sparse(kinds=["random"]), "sparse_finetuning.kinds[0]"),
+        (DEMO, sparse(epochs={"zero-shot": 3}), "sparse_finetuning.epochs.multilingual"),
+        (PAPER, sparse(languages=["en", "sw", "xh"]), "sparse_finetuning.languages"),
+        (PAPER, sparse(resources="/no/such.tsv"), "sparse_finetuning.resources"),
+    ],
+)
+def test_second_study_checks_name_the_key_in_one_line(config, edit, key):
+    cfg = copy.deepcopy(config)
+    edit(cfg)
+    with pytest.raises(ConfigError) as info:
+        pc.validate(cfg)
+    message = str(info.value)
+    assert message.startswith(f"config key {key}:") and "\n" not in message
+
+
+def test_second_study_models_test_sets_and_languages():
+    assert pc.sparse_variants(DEMO) == ["dense", "unstructured-s70", "structured-s70"]
+    assert pc.parse_sparse_variant("structured-s70") == ("structured", 0.7)
+    assert pc.parse_sparse_variant("dense") == (None, 0.0)
+    assert pc.sparse_test_sets(DEMO) == [
+        "clean",
+        "char_noise-0p1",
+        "casing-upper",
+        "unseen_entities",
+    ]
+    paper = pc.sparse_languages(PAPER)
+    assert len(paper) == 40 and "yo" in paper and "en" in paper
+    assert "yo" not in pc.study_languages(PAPER)  # the first study's table lacks it
+
+
+def test_a_resources_table_reads_code_and_size(tmp_path):
+    table = tmp_path / "sizes.tsv"
+    table.write_text("# source: a test\ncode\tsize\tunit\nqaa\t40000\tsentences\n")
+    assert pc.sparse_resources_table(str(table)) == {"qaa": 40000.0}
+    table.write_text("code\tgib\nqaa\t1\n")
+    with pytest.raises(
+        ConfigError, match=r"sparse_finetuning\.resources: .* no table of code and size"
+    ):
+        pc.sparse_resources_table(str(table))

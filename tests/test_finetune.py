@@ -145,7 +145,12 @@ def test_the_pair_task_is_learned_while_pruned_to_half_its_encoder_weights(token
     schedule = CubicSchedule(final=0.5, start=4, end=20, every=4)
     pruner = MagnitudePruner(model, schedule, "unstructured", "global")
     task_model = finetune(
-        model, tokenizer, "pawsx", pair_records(256), settings(), after_step=pruner.step
+        model,
+        tokenizer,
+        "pawsx",
+        pair_records(256),
+        settings(),
+        hook_for_steps=lambda steps: pruner.step,
     )
     assert pruner.sparsity() == pytest.approx(0.5, abs=1e-3)
     scores = evaluate(task_model, tokenizer, {"qaa": pair_records(100, seed=1)}, {})

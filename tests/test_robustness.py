@@ -3,6 +3,7 @@ import pytest
 from polyprune.robustness import (
     casing,
     char_noise,
+    entity_names,
     entity_spans,
     exemplars,
     modal,
@@ -59,9 +60,10 @@ def test_unseen_entities_replace_every_entity_with_one_training_never_tags():
         {**r, "tokens": [t.replace("Ana", "Zed").replace("Rok", "Pim") for t in r["tokens"]]}
         for r in records(n=10)
     ]
-    out = unseen_entities(test, train, pool, seed=1)
-    assert out == unseen_entities(test, train, pool, seed=1)
-    seen = {tuple(r["tokens"][a:b]) for r in train for a, b, _ in entity_spans(r["tags"])}
+    seen = entity_names(train)
+    assert ("Ana0", "Bel0") in seen and ("Rok0",) in seen
+    out = unseen_entities(test, seen, pool, seed=1)
+    assert out == unseen_entities(test, seen, pool, seed=1)
     for new, old in zip(out, test):
         old_spans, new_spans = entity_spans(old["tags"]), entity_spans(new["tags"])
         assert [k for _, _, k in new_spans] == [k for _, _, k in old_spans]
@@ -69,8 +71,18 @@ def test_unseen_entities_replace_every_entity_with_one_training_never_tags():
             assert tuple(new["tokens"][a:b]) not in seen
         outside = [t for i, t in enumerate(old["tokens"]) if old["tags"][i] == "O"]
         assert [t for i, t in enumerate(new["tokens"]) if new["tags"][i] == "O"] == outside
+    # every pool name seen: names with their letters shuffled, still unseen
+    shuffled = unseen_entities(test, entity_names(train + pool), pool, seed=1)
+    for new, old in zip(shuffled, test):
+        spans = entity_spans(new["tags"])
+        assert [k for _, _, k in spans] == [k for _, _, k in entity_spans(old["tags"])]
+        for a, b, _ in spans:
+            name = tuple(new["tokens"][a:b])
+            assert name not in entity_names(train + pool)
+            assert name[0][0] in "ZBPAR"  # first letters stay
+    single = [{**r, "tokens": ["X"] * len(r["tokens"])} for r in pool]
     with pytest.raises(ValueError, match="no unseen PER entity in qaa"):
-        unseen_entities(test, train + pool, pool, seed=1)
+        unseen_entities(test, entity_names(train + single), single, seed=1)
 
 
 @pytest.mark.parametrize("how", ["upper", "lower", "title"])

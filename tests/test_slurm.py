@@ -22,7 +22,10 @@ CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export", "bench_param
 CPU_RULES += ["prepare_task", "select", "chance", "table1", "table2", "table4"]
 CPU_RULES += ["subnetworks", "figure2", "figure3", "figure7"]
 CPU_RULES += ["ds_cut", "table3", "table5", "figure4", "figure5", "figure6"]
+CPU_RULES += ["sparse_task", "sparse_base", "sparse_tests", "sparse_f1", "sparse_resources"]
+CPU_RULES += ["sparse_robustness", "sparse_exemplars"]
 GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval", "bench_throughput"]
+GPU_RULES += ["sparse_finetune", "sparse_eval"]
 
 WORKER = """\
 import sys
@@ -72,13 +75,16 @@ def test_slurm_profile_resources():
     assert (pretrain["nodes"], pretrain["tasks"], pretrain["gres"]) == ("4", "4", "gpu:8")
     assert pretrain["mpi"].startswith("srun --ntasks-per-node=1")
     assert res["ds_train"] == pretrain  # a DS model trains like a cell
+    assert res["sparse_finetune"] == res["finetune"]  # the second study's models
+    assert res["sparse_base"]["mem_mb"] == "16000"
 
 
 def test_local_profile_serialises_gpu_rules():
     res = dry_run_resources("local")
     gpu_rules = [*GPU_RULES, "pretrain", "ds_train", "base_model"]
     assert all(res[rule].get("gpu") == "1" for rule in gpu_rules)
-    assert not any("gpu" in res[rule] for rule in CPU_RULES if rule != "base_model")
+    # the demo's second study reuses its base model: no sparse_base
+    assert not any("gpu" in res[rule] for rule in CPU_RULES if rule in res and rule != "base_model")
 
 
 def test_conda_envs_follow_constraints():

@@ -377,3 +377,80 @@ def test_the_paper_config_plans_every_row_of_tables_1_and_2(tmp_path):
     assert {w["cell"] for rule, w in jobs if rule == "select"} == {"dense", *pretrained, *cuts}
     planned = {rule for rule, _ in jobs}
     assert {"table3", "table5", "bench_throughput", "figure4", "figure5", "figure6"} <= planned
+    # the second study: every (regime, variant, seed) model of mBERT, scored, in 40 languages
+    sparse = yaml.safe_load(paper.read_text())["sparse_finetuning"]
+    expected = {
+        (regime, variant, seed)
+        for regime in sparse["regimes"]
+        for variant in ["dense", *(f"{k}-s{10 * n}" for k in sparse["kinds"] for n in range(1, 10))]
+        for seed in map(str, sparse["seeds"])
+    }
+    for rule in ("sparse_finetune", "sparse_eval"):
+        found = {(w["regime"], w["variant"], w["seed"]) for r, w in jobs if r == rule}
+        assert found == expected and len(found) == 114, rule
+    assert {"sparse_base", "sparse_task", "sparse_tests", "sparse_f1"} <= planned
+    assert {"sparse_resources", "sparse_robustness", "sparse_exemplars"} <= planned
+
+
+@pytest.mark.slow
+def test_the_second_study_sparsifies_while_fine_tuning_and_writes_its_tables(tiny_run, tmp_path):
+    """The second study on a copy of the tiny run: planned alone (nothing of the first study
+    reruns), then every model, test set, table and figure, with measured sparsities."""
+    sparse = {
+        "model": "base", "revision": None, "languages": "all",
+        "regimes": ["zero-shot", "multilingual"], "kinds": ["unstructured", "structured"],
+        "scope": "layer", "sparsities": [0, 0.5], "seeds": [0, 1], "lr": 0.002,
+        "epochs": {"zero-shot": 2, "multilingual": 1}, "batch_size": 8, "eval_batch_size": 16,
+        "max_length": 32, "schedule": {"start": 0.0, "end": 0.5, "every": 1},
+        "perturbations": {
+            "seed": 0, "char_noise": [0.2], "casing": ["lower"], "unseen_entities": True,
+        },
+        "groups": 2, "resources": None,
+    }  # fmt: skip
+    config = edited_config(tmp_path / "sparse.yaml", sparse_finetuning=sparse)
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    done = snakemake(workdir, "-n", configfile=config)
+    assert done.returncode == 0, tail(done)
+    planned = rules_run(done)
+    assert {rule for rule in planned if rule != "all"} == {
+        "sparse_task", "sparse_tests", "sparse_finetune", "sparse_eval", "sparse_f1",
+        "sparse_resources", "sparse_robustness", "sparse_exemplars",
+    }  # fmt: skip
+    assert planned.count("sparse_finetune") == 2 * 3 * 2
+    done = snakemake(workdir, configfile=config)
+    assert done.returncode == 0, tail(done)
+    study = workdir / "results" / "tiny"
+    for seed in (0, 1):
+        for variant, target in (("dense", 0.0), ("unstructured-s50", 0.5), ("structured-s50", 0.5)):
+            run = study / "sparse" / "multilingual" / variant / f"seed{seed}"
+            scores = read(run / "scores.json")
+            assert scores["target"] == target and abs(scores["sparsity"] - target) < 0.05
+            assert set(scores["test"]) == {
+                "clean",
+                "char_noise-0p2",
+                "casing-lower",
+                "unseen_entities",
+            }
+            assert set(scores["test"]["clean"]) == {*LANGS, "avg"}
+    masks = study / "sparse/zero-shot/unstructured-s50/seed0/model/masks.safetensors"
+    assert len(load_file(masks)) == 2 * 6  # six matrices per layer
+    gated = load_model(study / "sparse/zero-shot/structured-s50/seed0/model")
+    assert gated.gate_table.names == ["shared"]
+    with open(study / "tables" / "sparse-f1.csv") as fh:
+        f1 = list(csv.DictReader(fh))
+    assert {(r["regime"], r["kind"], float(r["sparsity"])) for r in f1} == {
+        (regime, kind, s)
+        for regime in ("zero-shot", "multilingual")
+        for kind in ("unstructured", "structured")
+        for s in (0.0, 0.5)
+    }
+    assert {r["group"] for r in f1} == {"low", "high"}
+    with open(study / "tables" / "sparse-deltas.csv") as fh:
+        deltas = list(csv.DictReader(fh))
+    assert len(deltas) == 4 and "r_pretraining" in deltas[0] and "r_ner_train" in deltas[0]
+    with open(study / "tables" / "sparse-exemplars.csv") as fh:
+        exemplars = list(csv.DictReader(fh))
+    assert len(exemplars) == 2 * 2 * 4 * len(LANGS)  # regimes x sparse variants x sets x langs
+    for name in ("sparse-f1", "sparse-resources"):
+        assert (study / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+    assert (study / "tables" / "sparse-robustness.md").read_text().count("unseen_entities") == 6

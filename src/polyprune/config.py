@@ -130,6 +130,7 @@ def _check_semantics(config: dict) -> None:
                 raise ConfigError(f"config key finetune.{key}.{mode}: missing")
     _check_algorithms(config)
     _check_dynamic(config)
+    _check_sparse_finetuning(config)
     for key in ("base_training", "pretraining"):
         t = config.get(key)
         if t and t["batch_size"] % t["micro_batch_size"]:
@@ -169,6 +170,113 @@ def _check_dynamic(config: dict) -> None:
         extra = [x for x in dynamic.get(key) or [] if x not in finetune.get(within, [])]
         if extra:
             raise ConfigError(f"config key pruning.dynamic.{key}: {extra} not in finetune.{within}")
+
+
+def _check_sparse_finetuning(config: dict) -> None:
+    sparse = config.get("sparse_finetuning")
+    if not sparse:
+        return
+    if "tasks" not in config:
+        raise ConfigError("config key tasks: missing (needed for sparse_finetuning)")
+    sparsities = sparse["sparsities"]
+    if 0 not in sparsities or len(sparsities) < 2:
+        raise ConfigError(
+            "config key sparse_finetuning.sparsities: 0 (the dense model each change is measured"
+            f" against) and at least one more, got {sparsities}"
+        )
+    schedule = sparse["schedule"]
+    if schedule["end"] < schedule["start"]:
+        raise ConfigError(
+            f"config key sparse_finetuning.schedule.end: {schedule['end']} precedes"
+            f" schedule.start ({schedule['start']})"
+        )
+    if sparse["languages"] != "all":
+        have = ner_languages(config)
+        missing = [lang for lang in sparse["languages"] if lang not in have]
+        if missing:
+            raise ConfigError(f"config key sparse_finetuning.languages: no NER data for {missing}")
+    source = ner_source(config)
+    if "zero-shot" in sparse["regimes"] and source not in sparse_languages(config):
+        raise ConfigError(
+            f"config key sparse_finetuning.languages: the zero-shot regime trains on {source!r}"
+        )
+    if sparse["resources"]:
+        table = sparse_resources_table(sparse["resources"])
+        missing = [lang for lang in sparse_languages(config) if lang not in table]
+        if missing:
+            raise ConfigError(
+                f"config key sparse_finetuning.resources: {sparse['resources']} has no size for"
+                f" {missing}"
+            )
+
+
+def ner_languages(config: dict) -> list[str]:
+    """The languages with NER (PAN-X) data: the demo world's, or XTREME's 40 under the study's
+    codes (tasks.language_codes)."""
+    if config["tasks"]["source"] == "synthetic":
+        return list(config["world"]["languages"])
+    from polyprune.tasks.pipeline import study_codes
+    from polyprune.tasks.sources import PANX_LANGS
+
+    rename = study_codes(config["tasks"].get("language_codes"))
+    return [rename.get(lang, lang) for lang in PANX_LANGS]
+
+
+def ner_source(config: dict) -> str:
+    """The language the zero-shot regime trains on: the world's source, or XTREME's English."""
+    if config["tasks"]["source"] == "synthetic":
+        return config["world"]["source"]
+    from polyprune.tasks.sources import SOURCE_LANG
+
+    return SOURCE_LANG
+
+
+def sparse_languages(config: dict) -> list[str]:
+    chosen = config["sparse_finetuning"]["languages"]
+    return ner_languages(config) if chosen == "all" else list(chosen)
+
+
+def sparse_resources_table(path: str) -> dict[str, float]:
+    """A TSV of each language's pretraining data (`code`, `size`; other columns kept for
+    people, e.g. the unit and source)."""
+    full = Path(path) if Path(path).is_absolute() else ROOT / path
+    try:
+        with open(full, newline="") as fh:
+            lines = (line for line in fh if not line.startswith("#"))
+            rows = list(csv.DictReader(lines, delimiter="\t"))
+        return {row["code"]: float(row["size"]) for row in rows}
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ConfigError(
+            f"config key sparse_finetuning.resources: {path} is no table of code and size ({e})"
+        ) from e
+
+
+def sparse_variants(config: dict) -> list[str]:
+    """The second study's models per regime and seed: `dense` (sparsity 0) and
+    `<kind>-s<percent>` for each kind and nonzero sparsity."""
+    sparse = config["sparse_finetuning"]
+    nonzero = [s for s in sparse["sparsities"] if s > 0]
+    dense = [DENSE] if len(nonzero) < len(sparse["sparsities"]) else []
+    return dense + [f"{kind}-s{_number(100 * s)}" for kind in sparse["kinds"] for s in nonzero]
+
+
+def parse_sparse_variant(name: str) -> tuple[str | None, float]:
+    """(kind, sparsity) of a second-study model name."""
+    if name == DENSE:
+        return None, 0.0
+    kind, percent = name.rsplit("-s", 1)
+    return kind, float(percent) / 100
+
+
+def sparse_test_sets(config: dict) -> list[str]:
+    """The test sets of the second study: `clean` and one per perturbation (robustness)."""
+    spec = config["sparse_finetuning"]["perturbations"]
+    return [
+        "clean",
+        *[f"char_noise-{_number(rate)}" for rate in spec.get("char_noise", [])],
+        *[f"casing-{how}" for how in spec.get("casing", [])],
+        *(["unseen_entities"] if spec.get("unseen_entities") else []),
+    ]
 
 
 def _check_algorithms(config: dict) -> None:

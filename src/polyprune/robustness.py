@@ -9,9 +9,10 @@ language's test set comes out the same for the same seed whatever other language
   swapped with the next one, or a character is inserted after it (one of the four, uniformly);
   new characters come from the language's own test characters, so the script stays. A token
   never becomes empty.
-- `unseen_entities`: every entity span is replaced by a span of the same type that the
-  language's training data never tags (drawn from the other records' entities of that type), so
-  the tags stay valid BIO.
+- `unseen_entities`: every entity span is replaced by a span of the same type that the training
+  data never tags, so the tags stay valid BIO. The names come from other records of the
+  language (e.g. its validation set); where none of a type is unseen (a small world that reuses
+  its names), from those records' names with each token's letters after the first shuffled.
 - `casing`: every token upper-cased, lower-cased or title-cased (scripts without case keep theirs).
 """
 
@@ -83,18 +84,29 @@ def entity_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
+def entity_names(records: Sequence[dict]) -> set[tuple[str, ...]]:
+    """The token sequences that `records` tag as entities."""
+    return {name for r in records for name in _entities(r)}
+
+
 def unseen_entities(
-    records: Sequence[dict], train: Sequence[dict], pool: Sequence[dict], seed: int
+    records: Sequence[dict], seen: set[tuple[str, ...]], pool: Sequence[dict], seed: int
 ) -> list[dict]:
-    """`records` with each entity replaced by one of `pool`'s entities of the same type that no
-    record of `train` in the same language holds."""
-    seen = {(r["lang"], name) for r in train for name in _entities(r)}
-    candidates: dict[tuple[str, str], list[tuple[str, ...]]] = {}
+    """`records` with each entity replaced by one of `pool`'s entities of the same type and
+    language whose name is not in `seen` (e.g. `entity_names` of the training data)."""
+    names: dict[tuple[str, str], set[tuple[str, ...]]] = {}
     for r in pool:
         for (_, _, kind), name in zip(entity_spans(r["tags"]), _entities(r), strict=True):
-            if (r["lang"], name) not in seen:
-                candidates.setdefault((r["lang"], kind), []).append(name)
-    candidates = {key: sorted(set(names)) for key, names in candidates.items()}
+            names.setdefault((r["lang"], kind), set()).add(name)
+    candidates = {}
+    for (lang, kind), found in sorted(names.items()):
+        unseen = sorted(found - seen)
+        if not unseen:
+            rng = rng_for(seed, f"{lang}/{kind}")
+            unseen = sorted(
+                {n for n in (_scrambled(n, rng) for n in sorted(found)) if n not in seen}
+            )
+        candidates[lang, kind] = unseen
     rngs, out = {}, []
     for r in records:
         lang = r["lang"]
@@ -110,6 +122,10 @@ def unseen_entities(
             last = end
         out.append({**r, "tokens": tokens + r["tokens"][last:], "tags": tags + r["tags"][last:]})
     return out
+
+
+def _scrambled(name: tuple[str, ...], rng: np.random.Generator) -> tuple[str, ...]:
+    return tuple(t[:1] + "".join(rng.permutation(list(t[1:]))) for t in name)
 
 
 def _entities(record: dict) -> list[tuple[str, ...]]:

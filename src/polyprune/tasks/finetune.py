@@ -245,15 +245,16 @@ def finetune(
     labels: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
     log: Callable[[dict], None] | None = None,
-    after_step: Callable[[int], None] | None = None,
+    hook_for_steps: Callable[[int], Callable[[int], None]] | None = None,
 ) -> TaskModel:
     """Fine-tune `model` (in place) with a new head on `records` of `task`; the trained model.
 
     `task` is the training task (xnli, pawsx, udpos, panx, squad, tydiqa); `labels` default to
     the task's labels of docs/tasks.md. AdamW with linear warm-up over the first
     `warmup_ratio` of the steps, then linear decay to zero; gradients clipped; data order,
-    head initialisation and dropout follow `settings.seed`. `after_step(step)` runs after each
-    optimizer step (e.g. `gmp.MagnitudePruner.step`).
+    head initialisation and dropout follow `settings.seed`. `hook_for_steps(steps)`, given the
+    number of training steps, returns what runs after each optimizer step with the step's
+    number (e.g. a `gmp.MagnitudePruner`'s `step` on a schedule over those steps).
     """
     if not records:
         raise ValueError(f"no {task} training records")
@@ -265,6 +266,7 @@ def finetune(
     gates = _row_gates(model, rows, records)
     steps = settings.epochs * math.ceil(len(rows.input_ids) / settings.batch_size)
     optimizer, schedule = _optimizer(task_model, settings, steps)
+    after_step = hook_for_steps(steps) if hook_for_steps else None
     torch.manual_seed(settings.seed)  # dropout
     order = torch.Generator().manual_seed(settings.seed)
     task_model.train()

@@ -36,14 +36,14 @@ class Lengths:
     qa_stride: int = 128
 
 
-def check_lengths(model: MaskedLM, lengths: Lengths) -> None:
-    limit = model.cfg.max_tokens
-    for name in ("pair", "token", "qa"):
-        if getattr(lengths, name) > limit:
-            raise ValueError(
-                f"max length {name}={getattr(lengths, name)} exceeds the {limit} tokens this"
-                f" model's {model.cfg.max_positions} positions allow"
-            )
+def check_lengths(model: MaskedLM, lengths: Lengths, kind: str) -> None:
+    """The length of the task type `kind` fits the model's positions."""
+    limit, length = model.cfg.max_tokens, getattr(lengths, kind)
+    if length > limit:
+        raise ValueError(
+            f"max length {kind}={length} exceeds the {limit} tokens this model's"
+            f" {model.cfg.max_positions} positions allow"
+        )
 
 
 def per_language_gates(model: MaskedLM) -> bool:
@@ -128,7 +128,7 @@ class TaskModel(nn.Module):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"no task model for type {kind!r}; expected one of {KINDS}")
-        check_lengths(encoder, lengths)
+        check_lengths(encoder, lengths, kind)
         self.encoder, self.task, self.kind = encoder, task, kind
         self.labels, self.lengths = list(labels), lengths
         hidden, dropout = encoder.cfg.hidden, encoder.cfg.dropout
