@@ -308,7 +308,10 @@ wildcard_constraints:
 
 
 def sparse_runs(name):
-    """`name` (a file of SPARSE_RUN) of every regime, model variant and seed."""
+    """`name` (a file of SPARSE_RUN) of every regime, model variant and seed (none without
+    the second study)."""
+    if not SPARSE:
+        return []
     return [
         f"{OUT}/sparse/{regime}/{variant}/seed{seed}/{name}"
         for regime in SPARSE["regimes"]

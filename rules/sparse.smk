@@ -77,7 +77,7 @@ rule sparse_eval:
             caption=f"{CAPTIONS}/sparse_scores.rst",
             category="Second study",
             subcategory="{regime}",
-            labels={"regime": "{regime}", "model": "{variant}", "seed": "{seed}"},
+            labels=lambda w: {"regime": w.regime, "model": w.variant, "seed": w.seed},
         ),
         predictions=f"{SPARSE_RUN}/predictions.json",
     log:

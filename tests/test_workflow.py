@@ -454,3 +454,11 @@ def test_the_second_study_sparsifies_while_fine_tuning_and_writes_its_tables(tin
     for name in ("sparse-f1", "sparse-resources"):
         assert (study / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     assert (study / "tables" / "sparse-robustness.md").read_text().count("unseen_entities") == 6
+    done = snakemake(workdir, "--report", str(tmp_path / "report.zip"), configfile=config)
+    assert done.returncode == 0, tail(done)
+    archive = zipfile.ZipFile(tmp_path / "report.zip")
+    names = [Path(name).name for name in archive.namelist()]
+    assert names.count("scores.json") == 12
+    for name in ("sparse-f1.md", "sparse-f1.png", "sparse-resources.png", "sparse-deltas.md"):
+        assert name in names, name
+    assert {"sparse-robustness.md", "sparse-exemplars.md", "table1.md", "figure7.png"} <= set(names)

@@ -171,6 +171,18 @@ def write_csv(path, header: list[str], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
+def write_records_table(rows: list[dict], csv_path, md_path, heading: str, text: str) -> None:
+    """`rows` (dicts of one shape) as a CSV, and as Markdown under `heading` and `text` with
+    numbers rounded to 4 decimals."""
+    from polyprune.io import atomic_file
+
+    header = list(rows[0]) if rows else []
+    write_csv(csv_path, header, [list(r.values()) for r in rows])
+    shown = [[round(v, 4) if isinstance(v, float) else v for v in r.values()] for r in rows]
+    with atomic_file(md_path) as tmp:
+        tmp.write_text(f"# {heading}\n\n{text}\n\n" + markdown(header, shown))
+
+
 # ---- chance levels ----------------------------------------------------------------------------
 
 

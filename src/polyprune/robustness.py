@@ -10,9 +10,10 @@ language's test set comes out the same for the same seed whatever other language
   new characters come from the language's own test characters, so the script stays. A token
   never becomes empty.
 - `unseen_entities`: every entity span is replaced by a span of the same type that the training
-  data never tags, so the tags stay valid BIO. The names come from other records of the
-  language (e.g. its validation set); where none of a type is unseen (a small world that reuses
-  its names), from those records' names with each token's letters after the first shuffled.
+  data never tags, so the tags stay valid BIO. The names come from a pool of the language's
+  records (e.g. all its splits), other than the name replaced where there is another; where none
+  of a type is unseen (a small world that reuses its names), the pool's names with each token's
+  letters after the first shuffled.
 - `casing`: every token upper-cased, lower-cased or title-cased (scripts without case keep theirs).
 """
 
@@ -116,7 +117,8 @@ def unseen_entities(
             names = candidates.get((lang, kind))
             if not names:
                 raise ValueError(f"no unseen {kind} entity in {lang} to replace with")
-            name = names[rng.integers(len(names))]
+            options = [n for n in names if n != tuple(r["tokens"][first:end])] or names
+            name = options[rng.integers(len(options))]
             tokens += [*r["tokens"][last:first], *name]
             tags += [*r["tags"][last:first], f"B-{kind}", *[f"I-{kind}"] * (len(name) - 1)]
             last = end

@@ -49,7 +49,7 @@ def convert_base(name: str, revision: str | None, model_out, tokenizer_out, iden
 def perturbed_test_sets(task_dir, names: list[str], spec: dict) -> dict[str, list[dict]]:
     """Each test set named by `config.sparse_test_sets`: the clean test records of every
     language, and each perturbation of them (polyprune.robustness). Unseen entities are drawn
-    from a language's validation entities whose names no training record (of any language)
+    from the names in a language's records (all splits) that no training record of any language
     tags."""
     test = [r for records in split_records(task_dir, "test").values() for r in records]
     seed, out = spec["seed"], {}
@@ -63,7 +63,8 @@ def perturbed_test_sets(task_dir, names: list[str], spec: dict) -> dict[str, lis
             out[name] = robustness.casing(test, value)
         elif kind == "unseen_entities":
             train = [r for rs in split_records(task_dir, "train").values() for r in rs]
-            pool = [r for rs in split_records(task_dir, "validation").values() for r in rs]
+            validation = [r for rs in split_records(task_dir, "validation").values() for r in rs]
+            pool = test + validation + train
             seen = robustness.entity_names(train)
             out[name] = robustness.unseen_entities(test, seen, pool, seed)
         else:

@@ -8,9 +8,8 @@ import pandas as pd
 import seaborn as sns
 
 from polyprune.figures import save_figure
-from polyprune.io import atomic_file
 from polyprune.jobs import job
-from polyprune.report import markdown, write_csv
+from polyprune.report import write_csv, write_records_table
 from polyprune.sparse_study import f1_by_group, language_groups, load_results, resource_sizes
 
 with job(snakemake) as settings:
@@ -18,21 +17,19 @@ with job(snakemake) as settings:
     measure = "pretraining" if "pretraining" in sizes else "ner_train"
     groups = language_groups(sizes[measure], settings["sparse_finetuning"]["groups"])
     rows = pd.DataFrame(f1_by_group(load_results(snakemake.input.scores), groups))
-    header = list(rows.columns)
-    write_csv(snakemake.output.csv, header, rows.values.tolist())
-    write_csv(snakemake.output.data, header, rows.values.tolist())
+    records = rows.to_dict("records")
+    write_csv(snakemake.output.data, list(rows.columns), rows.values.tolist())
     members = {
         g: " ".join(sorted(lang for lang, x in groups.items() if x == g)) for g in groups.values()
     }
-    with atomic_file(snakemake.output.md) as tmp:
-        tmp.write_text(
-            f"# Second study: NER F1 against sparsity ({settings['identity']['run']})\n\n"
-            f"Test F1 (clean), mean over each group's languages, then mean and std over seeds."
-            f" Groups by {measure} size: "
-            + "; ".join(f"{g}: {m}" for g, m in sorted(members.items()))
-            + ".\n\n"
-            + markdown(header, rows.round(4).values.tolist())
-        )
+    write_records_table(
+        records,
+        snakemake.output.csv,
+        snakemake.output.md,
+        f"Second study: NER F1 against sparsity ({settings['identity']['run']})",
+        "Test F1 (clean), mean over each group's languages, then mean and std over seeds. Groups"
+        f" by {measure} size: " + "; ".join(f"{g}: {m}" for g, m in sorted(members.items())) + ".",
+    )
     grid = sns.relplot(
         rows, x="sparsity", y="f1", hue="group", col="regime", row="kind", kind="line",
         marker="o", height=3, aspect=1.2, facet_kws={"margin_titles": True},
@@ -45,6 +42,6 @@ with job(snakemake) as settings:
             )
     grid.set_axis_labels("sparsity (share of encoder weights pruned)", "NER F1 (clean test)")
     grid.figure.suptitle(f"NER F1 against sparsity by {measure} group (bands: ±1 std over seeds)")
-    grid.figure.tight_layout()
+    grid.tight_layout()
     save_figure(grid.figure, (snakemake.output.png, snakemake.output.pdf))
     plt.close(grid.figure)

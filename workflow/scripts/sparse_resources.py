@@ -9,9 +9,8 @@ import pandas as pd
 import seaborn as sns
 
 from polyprune.figures import save_figure
-from polyprune.io import atomic_file
 from polyprune.jobs import job
-from polyprune.report import markdown, write_csv
+from polyprune.report import write_csv, write_records_table
 from polyprune.sparse_study import delta_statistics, language_deltas, load_results, resource_sizes
 
 with job(snakemake) as settings:
@@ -21,17 +20,16 @@ with job(snakemake) as settings:
     stats = pd.DataFrame(
         delta_statistics(points.to_dict("records"), list(sizes), settings["identity"]["seed"])
     )
-    write_csv(snakemake.output.stats, list(stats.columns), stats.values.tolist())
-    with atomic_file(snakemake.output.md) as tmp:
-        tmp.write_text(
-            f"# Second study: who gains, who loses ({settings['identity']['run']})\n\n"
-            "Per regime, kind and sparsity: the languages whose clean test F1 rises or falls"
-            " against the dense model (means over seeds), and Pearson's r of the change against"
-            " log10 of each resource measure with a 95% bootstrap interval. Measures: "
-            + ", ".join(sizes)
-            + ".\n\n"
-            + markdown(list(stats.columns), stats.round(4).values.tolist())
-        )
+    write_records_table(
+        stats.to_dict("records"),
+        snakemake.output.stats,
+        snakemake.output.md,
+        f"Second study: who gains, who loses ({settings['identity']['run']})",
+        "Per regime, kind and sparsity: the languages whose clean test F1 rises or falls against"
+        " the dense model (means over seeds), and Pearson's r of the change against log10 of each"
+        " resource measure with a 95% bootstrap interval (nan: a measure without spread)."
+        f" Measures: {', '.join(sizes)}.",
+    )
     measure = "pretraining" if "pretraining" in sizes else "ner_train"
     grid = sns.relplot(
         points, x=measure, y="delta", hue="sparsity", style="kind", col="regime",
@@ -52,6 +50,6 @@ with job(snakemake) as settings:
     grid.figure.suptitle(
         "F1 change under sparsification by language resources (r: 95% bootstrap CI)"
     )
-    grid.figure.tight_layout()
+    grid.tight_layout()
     save_figure(grid.figure, (snakemake.output.png, snakemake.output.pdf))
     plt.close(grid.figure)
