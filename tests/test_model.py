@@ -208,3 +208,21 @@ def test_encoder_flops_by_hand():
     cfg = ModelConfig(vocab_size=10, hidden=8, layers=2, heads=[2, 1], ffn=[16, 4], head_dim=4)
     # per token: layer 0 4*8*2*4 + 2*5*2*4 + 2*8*16 = 256 + 80 + 256; layer 1 128 + 40 + 64
     assert encoder_flops(cfg, 5) == 2 * 5 * (592 + 232)
+
+
+def test_a_local_bert_checkpoint_converts_with_its_origin(tmp_path):
+    from polyprune.model import convert_hf, read_checkpoint_meta
+
+    torch.manual_seed(4)
+    hf = BertForMaskedLM(BertConfig(**TINY_BERT)).eval()
+    hf.save_pretrained(tmp_path / "hub")
+    convert_hf(str(tmp_path / "hub"), None, tmp_path / "ours", {"note": "x"})
+    ours = load_model(tmp_path / "ours").eval()
+    meta = read_checkpoint_meta(tmp_path / "ours")
+    assert meta["origin"] == {"hub_or_path": str(tmp_path / "hub"), "revision": None}
+    assert meta["note"] == "x" and ours.cfg.layout == "bert"
+    ids, mask, types = bert_batch()
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        diff = ours(ids, mask, token_types=types) - expected
+    assert diff[mask.bool()].abs().max().item() <= 1e-5

@@ -106,3 +106,26 @@ def test_exemplars_per_language_by_hand():
             "share": 2 / 3,
         }
     ]
+
+
+def test_a_hub_model_converts_with_its_tokenizer(tmp_path):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    from polyprune.config import identity
+    from polyprune.data import load_tokenizer
+    from polyprune.model import load_model
+    from polyprune.sparse_study import convert_base
+
+    hub = tmp_path / "hub"
+    torch.manual_seed(0)
+    config = dict(vocab_size=9, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    BertForMaskedLM(BertConfig(**config, intermediate_size=24)).save_pretrained(hub)
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nka\nlo\nmi\nru\n")
+    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(hub)
+    convert_base(
+        str(hub), None, tmp_path / "model", tmp_path / "tok", identity({"run": "t", "seed": 0})
+    )
+    assert load_model(tmp_path / "model").cfg.layout == "bert"
+    tokenizer = load_tokenizer(str(tmp_path / "tok"))
+    assert tokenizer("ka lo", "mi")["token_type_ids"] == [0, 0, 0, 0, 1, 1]

@@ -93,16 +93,12 @@ def cmd_importance(args) -> None:
 
 
 def cmd_convert(args) -> None:
-    from polyprune.model import load_hf, save_model
+    from polyprune.model import convert_hf
     from polyprune.provenance import provenance
 
     config = _config(args.config)
     name, revision = config["model"]["base"], config["model"].get("revision")
-    model = load_hf(name, revision=revision)
-    origin = {"hub_or_path": name, "revision": revision}
-    save_model(
-        model, args.out, extra={"origin": origin, "provenance": provenance(config["identity"])}
-    )
+    convert_hf(name, revision, args.out, {"provenance": provenance(config["identity"])})
 
 
 def cmd_cut(args) -> dict:

@@ -399,6 +399,12 @@ def load_hf(name_or_path: str, revision: str | None = None) -> MaskedLM:
     return from_hf_state_dict(hf.state_dict(), ModelConfig.from_hf(hf.config))
 
 
+def convert_hf(name_or_path: str, revision: str | None, out_dir, extra: dict) -> None:
+    """A public checkpoint saved as a polyprune checkpoint, its origin recorded with `extra`."""
+    origin = {"hub_or_path": name_or_path, "revision": revision}
+    save_model(load_hf(name_or_path, revision), out_dir, extra={"origin": origin, **extra})
+
+
 # ---- checkpoints ----------------------------------------------------------------------------
 
 

@@ -30,14 +30,9 @@ def convert_base(name: str, revision: str | None, model_out, tokenizer_out, iden
     that no later job needs the network."""
     from transformers import AutoTokenizer
 
-    from polyprune.model import load_hf, save_model
+    from polyprune.model import convert_hf
 
-    origin = {"hub_or_path": name, "revision": revision}
-    save_model(
-        load_hf(name, revision=revision),
-        model_out,
-        extra={"origin": origin, "provenance": provenance(identity)},
-    )
+    convert_hf(name, revision, model_out, {"provenance": provenance(identity)})
     tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
     with atomic_dir(tokenizer_out) as tmp:
         tokenizer.save_pretrained(tmp)
