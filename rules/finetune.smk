@@ -25,7 +25,11 @@ rule finetune:
         "../envs/train.yaml"
     threads: 1
     params:
-        settings=settings("finetune.batch_size", "finetune.max_length"),
+        settings=lambda wildcards: settings(
+            "finetune.batch_size",
+            "finetune.max_length",
+            f"finetune.selection.{wildcards.mode}",
+        ),
         tasks=finetune_tasks,
     script:
         "../workflow/scripts/finetune.py"
@@ -51,7 +55,9 @@ rule select:
     conda:
         "../envs/report.yaml"
     params:
-        settings=settings("finetune.selection", "source_language"),
+        settings=lambda wildcards: settings(
+            f"finetune.selection.{wildcards.mode}", "source_language"
+        ),
     script:
         "../workflow/scripts/select.py"
 

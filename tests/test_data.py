@@ -158,3 +158,18 @@ def test_a_bert_tokenizer_is_refused_by_the_mlm_stages(tmp_path, tokenizer):
     with pytest.raises(DataError, match=r"MLM stages need XLM-R's special tokens.*\[PAD\]"):
         data.masking_for(BertTokenizerFast(vocab_file=str(vocab)))
     assert data.masking_for(tokenizer).mask_id == len(tokenizer) - 1
+
+
+def test_a_tokenizer_loads_as_auto_tokenizer_loads_it(tokenizer, tmp_path):
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    generic = tmp_path / "generic"
+    tokenizer.save_pretrained(str(generic))
+    text = (["alpha beta gamma", "rho"], ["sigma tau", "kappa mu xi"])
+    ours, auto = data.load_tokenizer(str(generic)), AutoTokenizer.from_pretrained(str(generic))
+    assert type(ours) is type(auto)
+    assert ours(*text, return_offsets_mapping=True) == auto(*text, return_offsets_mapping=True)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ka", "lo"]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(tmp_path / "bert"))
+    assert isinstance(data.load_tokenizer(str(tmp_path / "bert")), BertTokenizerFast)

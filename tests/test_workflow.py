@@ -75,6 +75,9 @@ def test_table1_has_every_cell_task_and_mode(study):
     paws = read(study / "finetune/dense/pawsx/zero-shot/seed0/selected.json")
     assert [p["lr"] for p in paws["grid"]] == [0.001]  # finetune.task_grid
     assert selected["selection"]["on"] == "source"
+    assert set(selected["validation"]) == {LANGS[0], "avg"}  # only what selection reads
+    tta = read(study / "finetune/dense/xnli/translate-train-all/seed0/selected.json")
+    assert set(tta["validation"]) == {*LANGS, "avg"}
 
 
 @pytest.mark.slow

@@ -124,8 +124,6 @@ def main(argv=None) -> None:
         clock.lap("load_tokenizer")
         data = {kind: read_jsonl(workdir / f"{kind}.jsonl") for kind in KINDS}
         clock.lap("read task data (jsonl)")
-        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
-        clock.lap("first optimizer (imports torch._dynamo)")
         startup = sum(clock.laps.values())
 
         limit = base.cfg.max_tokens

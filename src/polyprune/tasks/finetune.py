@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from polyprune.adamw import FusedAdamW
 from polyprune.model import MaskedLM
 from polyprune.objectives import lr_factor, weight_groups
 from polyprune.tasks import metrics, qa
@@ -250,8 +251,8 @@ def finetune(
     """Fine-tune `model` (in place) with a new head on `records` of `task`; the trained model.
 
     `task` is the training task (xnli, pawsx, udpos, panx, squad, tydiqa); `labels` default to
-    the task's labels of docs/tasks.md. AdamW with linear warm-up over the first
-    `warmup_ratio` of the steps, then linear decay to zero; gradients clipped; data order,
+    the task's labels of docs/tasks.md. AdamW (`adamw.FusedAdamW`) with linear warm-up over the
+    first `warmup_ratio` of the steps, then linear decay to zero; gradients clipped; data order,
     head initialisation and dropout follow `settings.seed`. `hook_for_steps(steps)`, given the
     number of training steps, returns what runs after each optimizer step with the step's
     number (e.g. a `gmp.MagnitudePruner`'s `step` on a schedule over those steps).
@@ -265,7 +266,7 @@ def finetune(
     rows = make_rows(task_model, tokenizer, records, train=True)
     gates = _row_gates(model, rows, records)
     steps = settings.epochs * math.ceil(len(rows.input_ids) / settings.batch_size)
-    optimizer, schedule = _optimizer(task_model, settings, steps)
+    optimizer = _optimizer(task_model, settings, steps)
     after_step = hook_for_steps(steps) if hook_for_steps else None
     torch.manual_seed(settings.seed)  # dropout
     order = torch.Generator().manual_seed(settings.seed)
@@ -279,8 +280,7 @@ def finetune(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(task_model.parameters(), settings.grad_clip)
             optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             step += 1
             if after_step:
                 after_step(step)
@@ -306,21 +306,14 @@ def length_batches(
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def _optimizer(task_model: TaskModel, settings: FinetuneSettings, steps: int):
-    # The fused kernel: the same update in one pass (on CPU a third of the foreach step's time,
-    # which at the demo's size is a fifth of a training step).
-    fused = next(task_model.parameters()).device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW(
+def _optimizer(task_model: TaskModel, settings: FinetuneSettings, steps: int) -> FusedAdamW:
+    warmup = round(settings.warmup_ratio * steps)
+    return FusedAdamW(
         weight_groups(task_model, settings.weight_decay),
         lr=settings.lr,
+        schedule=lambda step: lr_factor(step, warmup, steps),
         eps=settings.adam_eps,
-        fused=fused,
     )
-    warmup = round(settings.warmup_ratio * steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, warmup, steps)
-    )
-    return optimizer, schedule
 
 
 # ---- prediction ---------------------------------------------------------------------------

@@ -155,8 +155,9 @@ def finetune_point(
     log=print,
 ) -> dict:
     """Fine-tune a cell's model on `train_set` at one grid point (lr, epochs) in `mode` with
-    `seed` (head initialisation, dropout, batch order); score it on every validation language
-    and on the test sets of the tasks it serves."""
+    `seed` (head initialisation, dropout, batch order); score it on the validation languages
+    that selection reads (`ft_cfg["selection"][mode]`: the source language or all) and on the
+    test sets of the tasks it serves."""
     import torch
 
     from polyprune.data import load_tokenizer
@@ -183,7 +184,9 @@ def finetune_point(
     tests = {
         task: split_records(task_dirs[task], "test") for task in evaluated_by(train_set, task_dirs)
     }
-    scores = evaluate(task_model, tokenizer, split_records(train_dir, "validation"), tests)
+    selected_on = [m["source_lang"]] if ft_cfg["selection"][mode] == "source" else None
+    validation = split_records(train_dir, "validation", selected_on)
+    scores = evaluate(task_model, tokenizer, validation, tests)
     inputs = [model_dir, *(task_dirs[t] for t in [train_set, *tests])]
     return {
         "train_set": train_set,
