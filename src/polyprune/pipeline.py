@@ -21,7 +21,7 @@ from polyprune.io import file_digest, read_json, write_json
 from polyprune.model import MaskedLM, ModelConfig, load_model, save_model
 from polyprune.provenance import FULL_DIGEST_LIMIT, provenance
 from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
-from polyprune.train import TrainSettings, mlm_loss, train_mlm
+from polyprune.train import TrainSettings, close_distributed, mlm_loss, train_mlm
 
 
 def shard_language(
@@ -133,6 +133,7 @@ def train_model(
             },
         )
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    close_distributed()
 
 
 def make_objective(model: MaskedLM, spec: dict | None, langs: list[str], seed: int):

@@ -123,6 +123,15 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
+def close_distributed() -> None:
+    """Wait for every process, then take the process group down; a process that exits with it
+    up may abort in its communication threads' destructors ("terminate called without an
+    active exception") while another process is still saving."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def step_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
