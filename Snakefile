@@ -28,6 +28,29 @@ include: "rules/sparse.smk"
 include: "rules/audit.smk"
 
 
+# Steps of seconds that read results and write selections, tables and figures: on a cluster they
+# run beside Snakemake rather than wait in Slurm's queue.
+localrules:
+    all,
+    select,
+    chance,
+    table1,
+    table2,
+    table3,
+    table4,
+    table5,
+    figure2,
+    figure3,
+    figure4,
+    figure5,
+    figure6,
+    sparse_f1,
+    sparse_resources,
+    sparse_robustness,
+    sparse_exemplars,
+    audit,
+
+
 rule all:
     default_target: True
     input:

@@ -19,11 +19,12 @@ from slurm_cluster import REPO, finish, write_profile
 # The workflow's rules by where the profiles put them (the paper's DAG; the demo adds the
 # training of its base model, `base_model`, a GPU rule there).
 CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export", "bench_params"]
-CPU_RULES += ["prepare_task", "select", "chance", "table1", "table2", "table4"]
-CPU_RULES += ["subnetworks", "figure2", "figure3", "figure7"]
-CPU_RULES += ["ds_cut", "table3", "table5", "figure4", "figure5", "figure6"]
-CPU_RULES += ["sparse_task", "sparse_base", "sparse_tests", "sparse_f1", "sparse_resources"]
-CPU_RULES += ["sparse_robustness", "sparse_exemplars"]
+CPU_RULES += ["prepare_task", "subnetworks", "figure7", "ds_cut"]
+CPU_RULES += ["sparse_task", "sparse_base", "sparse_tests"]
+# seconds-long steps over results: they run beside Snakemake, not in Slurm's queue
+LOCAL_RULES = ["all", "select", "chance", "table1", "table2", "table3", "table4", "table5"]
+LOCAL_RULES += ["figure2", "figure3", "figure4", "figure5", "figure6"]
+LOCAL_RULES += ["sparse_f1", "sparse_resources", "sparse_robustness", "sparse_exemplars"]
 GPU_RULES = ["importance", "mlm_eval", "finetune", "retrieval", "bench_throughput"]
 GPU_RULES += ["sparse_finetune", "sparse_eval"]
 
@@ -62,11 +63,11 @@ def dry_run_resources(profile: str, *args: str) -> dict[str, dict[str, str]]:
 
 def test_slurm_profile_resources():
     res = dry_run_resources("slurm", "all")  # as documented: the paper's study
-    assert set(res) == {*CPU_RULES, *GPU_RULES, "pretrain", "ds_train", "all"}
+    assert set(res) == {*CPU_RULES, *GPU_RULES, *LOCAL_RULES, "pretrain", "ds_train"}
     for rule in CPU_RULES:
         assert res[rule]["slurm_partition"] == "cpu", rule
         assert "gpu" not in res[rule], rule
-    assert res["table1"]["mem_mb"] == "4000"  # "4000 * attempt" on the first attempt
+    assert res["prepare_task"]["mem_mb"] == "4000"  # "4000 * attempt" on the first attempt
     for rule in GPU_RULES:
         assert (res[rule]["slurm_partition"], res[rule]["gpu"]) == ("gpu", "1"), rule
         assert res[rule]["cpus_per_gpu"] == "8", rule
@@ -77,6 +78,16 @@ def test_slurm_profile_resources():
     assert res["ds_train"] == pretrain  # a DS model trains like a cell
     assert res["sparse_finetune"] == res["finetune"]  # the second study's models
     assert res["sparse_base"]["mem_mb"] == "16000"
+
+
+def test_result_steps_run_beside_snakemake():
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        parsed = api.workflow(ResourceSettings(), snakefile=REPO / "Snakefile", workdir=REPO)
+        local = parsed._workflow._localrules  # what Workflow.is_local reads under Slurm
+    assert local == {*LOCAL_RULES, "audit"}
 
 
 def test_local_profile_serialises_gpu_rules():
