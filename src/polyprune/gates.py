@@ -14,8 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-KINDS = ("heads", "ffn", "emb")
-
 
 @dataclass
 class Gates:
