@@ -264,9 +264,4 @@ def cut(
 
 
 def _full(g: Gates, unit: dict[str, float], kinds=KINDS) -> float:
-    ones = Gates(
-        heads=[torch.ones_like(t) for t in g.heads],
-        ffn=[torch.ones_like(t) for t in g.ffn],
-        emb=None if g.emb is None else torch.ones_like(g.emb),
-    )
-    return kept_weight(ones, unit, kinds)
+    return kept_weight(Gates.ones_like(g), unit, kinds)

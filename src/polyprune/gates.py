@@ -34,6 +34,15 @@ class Gates:
             emb=one(emb_rank) if emb_rank else None,
         )
 
+    @classmethod
+    def ones_like(cls, other: Gates) -> Gates:
+        """Every component of `other`'s shapes kept."""
+        return cls(
+            heads=[torch.ones_like(g) for g in other.heads],
+            ffn=[torch.ones_like(g) for g in other.ffn],
+            emb=None if other.emb is None else torch.ones_like(other.emb),
+        )
+
     def leaves(self) -> list[torch.Tensor]:
         return [*self.heads, *self.ffn, *([self.emb] if self.emb is not None else [])]
 
@@ -93,9 +102,4 @@ def sparsity(gates: Gates, unit: dict[str, float], kinds=("heads", "ffn")) -> fl
     """1 - kept / all, with the Appendix B weights. With kinds=("heads", "ffn") this is the
     encoder sparsity of Tables 1-3 (embeddings excluded): the share of the encoder's attention and
     FFN weight matrices that the gates remove."""
-    full = Gates(
-        heads=[torch.ones_like(g) for g in gates.heads],
-        ffn=[torch.ones_like(g) for g in gates.ffn],
-        emb=None if gates.emb is None else torch.ones_like(gates.emb),
-    )
-    return 1.0 - kept_weight(gates, unit, kinds) / kept_weight(full, unit, kinds)
+    return 1.0 - kept_weight(gates, unit, kinds) / kept_weight(Gates.ones_like(gates), unit, kinds)

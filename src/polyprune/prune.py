@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import torch
 
-from polyprune.gates import Gates, kept_weight
+from polyprune.gates import Gates
+from polyprune.gates import sparsity as sparsity_of
 from polyprune.model import MaskedLM
 
 SCOPES = {"encoder": ("heads", "ffn"), "all": ("heads", "ffn", "emb")}
@@ -33,11 +34,7 @@ def select_components(
     total = sum(w for w, *_ in items)
     step = math.gcd(*(int(unit[k]) for k in kinds))
     budget = round((1 - sparsity) * total / step) * step
-    gates = Gates(
-        heads=[torch.ones_like(t) for t in scores.heads],
-        ffn=[torch.ones_like(t) for t in scores.ffn],
-        emb=None if scores.emb is None else torch.ones_like(scores.emb),
-    )
+    gates = Gates.ones_like(scores)
     for kind in kinds:
         for _, t in _by_layer(gates, kind):
             t.zero_()
@@ -126,13 +123,7 @@ def physically_prune(model: MaskedLM) -> MaskedLM:
 
 
 def achieved_sparsity(gates: Gates, unit: dict[str, float], scope: str = "encoder") -> float:
-    full = Gates(
-        heads=[torch.ones_like(t) for t in gates.heads],
-        ffn=[torch.ones_like(t) for t in gates.ffn],
-        emb=None if gates.emb is None else torch.ones_like(gates.emb),
-    )
-    kinds = SCOPES[scope]
-    return 1 - kept_weight(gates, unit, kinds) / kept_weight(full, unit, kinds)
+    return sparsity_of(gates, unit, SCOPES[scope])
 
 
 def round_widths(gates: Gates, scores: Gates, heads_multiple: int, ffn_multiple: int) -> Gates:
