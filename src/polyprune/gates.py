@@ -47,6 +47,17 @@ class Gates:
         return [*self.heads, *self.ffn, *([self.emb] if self.emb is not None else [])]
 
 
+def per_language(names: list[str]) -> bool:
+    """Whether gate sets `names` are one per language (non-shared); a single set is shared by
+    every language."""
+    return len(names) > 1
+
+
+def gate_row(names: list[str], lang: str) -> int:
+    """The gate set that text in `lang` runs with."""
+    return names.index(lang) if per_language(names) else 0
+
+
 class GateTable(nn.Module):
     """Fixed gate sets stored as buffers: row `i` of every table is gate set `names[i]`."""
 

@@ -73,7 +73,8 @@ class MagnitudePruner:
     def __init__(self, model: MaskedLM, schedule: CubicSchedule, kind: str, scope: str):
         if kind not in KINDS or scope not in SCOPES:
             raise ValueError(f"kind {kind!r} / scope {scope!r}: expected one of {KINDS} / {SCOPES}")
-        if kind == "structured" and (model.gate_table is None or len(model.gate_table.names) != 1):
+        table = model.gate_table
+        if kind == "structured" and (table is None or gating.per_language(table.names)):
             raise ValueError("structured pruning needs a model with one shared gate set")
         self.model, self.schedule, self.kind, self.scope = model, schedule, kind, scope
         self.masks = [torch.ones_like(w, dtype=torch.bool) for w in encoder_matrices(model)]

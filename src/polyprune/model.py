@@ -26,7 +26,7 @@ from torch.nn.utils import skip_init
 
 from polyprune.config import SHAPES
 from polyprune.errors import CheckpointError
-from polyprune.gates import Gates, GateTable
+from polyprune.gates import Gates, GateTable, per_language
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -235,7 +235,7 @@ class MaskedLM(nn.Module):
         """The gate set that text in `lang` runs with: its own where the model has one per
         language (non-shared), else None (the shared set, or no gates)."""
         table = self.gate_table
-        if table is None or len(table.names) == 1:
+        if table is None or not per_language(table.names):
             return None
         return table.index(lang)
 
@@ -246,7 +246,7 @@ class MaskedLM(nn.Module):
                 raise ValueError("this model has no gate sets")
             return None
         if gate_set is None:
-            if len(self.gate_table.names) > 1:
+            if per_language(self.gate_table.names):
                 raise ValueError(
                     f"this model has one gate set per language {self.gate_table.names}: "
                     "pass gate_set"

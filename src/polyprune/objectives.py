@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from polyprune.gates import Gates
+from polyprune.gates import Gates, gate_row
 from polyprune.model import MaskedLM
 from polyprune.prune import SCOPES
 
@@ -151,7 +151,7 @@ class L0(Objective):
     def forward(self, inputs, labels, lang: str):
         from polyprune.l0 import diversity_loss, l0_penalty, sparsity_constraint
 
-        row = self.gates.names.index(lang) if len(self.gates.names) > 1 else 0
+        row = gate_row(self.gates.names, lang)
         gates = self.gates(torch.full((len(inputs),), row, device=inputs.device))
         loss, parts = self.task_loss(inputs, labels, lang, gates)
         parts.setdefault("mlm", loss.item())
@@ -244,7 +244,7 @@ class Dynamic(Objective):
         sizes = training_sizes(self.gates.grid)
         size = sizes[int(torch.randint(len(sizes), ()))]
         self.gates.size = size
-        row = self.gates.names.index(lang) if len(self.gates.names) > 1 else 0
+        row = gate_row(self.gates.names, lang)
         gates = self.gates(torch.full((len(inputs),), row, device=inputs.device))
         loss, _ = self.task_loss(inputs, labels, lang, gates)
         parts = {"mlm": loss.item(), "size": size}

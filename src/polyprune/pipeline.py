@@ -10,6 +10,7 @@ import torch
 
 from polyprune import data
 from polyprune.config import component_weights, parse_cell
+from polyprune.gates import per_language
 from polyprune.importance import (
     factorize_embeddings,
     gradient_importance,
@@ -292,7 +293,7 @@ def make_cell(base_dir, cell: str, score_paths: dict, pruning: dict, importance:
 def export_cell(model_dir, out_dir, identity: dict) -> dict:
     """The final checkpoint: physically smaller for a shared gate set, else as trained."""
     model = load_model(model_dir)
-    shared = model.gate_table is not None and len(model.gate_table.names) == 1
+    shared = model.gate_table is not None and not per_language(model.gate_table.names)
     final = physically_prune(model) if shared else model
     info = {"physically_pruned": shared, "provenance": provenance(identity, [model_dir])}
     save_model(final, out_dir, extra=info)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import torch
 
-from polyprune.gates import Gates
+from polyprune.gates import Gates, per_language
 from polyprune.gates import sparsity as sparsity_of
 from polyprune.model import MaskedLM
 
@@ -86,7 +86,7 @@ def physically_prune(model: MaskedLM) -> MaskedLM:
     """A smaller model with the same outputs as the (single gate set) gated `model`: gate values
     are folded into the output projections (Wo columns, W2 columns, P rows) and components with
     gate 0 are removed."""
-    if model.gate_table is None or len(model.gate_table.names) != 1:
+    if model.gate_table is None or per_language(model.gate_table.names):
         raise ValueError("only a model with exactly one (shared) gate set can be pruned physically")
     g = model.gates_for(0)
     cfg, dh = model.cfg, model.cfg.head_dim

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from polyprune.errors import PolypruneError
+from polyprune.gates import per_language
 from polyprune.model import MaskedLM
 
 KINDS = ("pair", "token", "qa")
@@ -48,7 +49,7 @@ def check_lengths(model: MaskedLM, lengths: Lengths, kind: str) -> None:
 
 def per_language_gates(model: MaskedLM) -> bool:
     table = model.gate_table
-    return table is not None and len(table.names) > 1
+    return table is not None and per_language(table.names)
 
 
 def coverage_problems(model: MaskedLM, languages: Iterable[str]) -> list[str]:
