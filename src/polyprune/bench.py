@@ -108,13 +108,11 @@ def resolve_shape(shape: str) -> ModelConfig:
     from polyprune.config import load
 
     config = load(shape)
-    s = config["model"]["shape"]
-    return ModelConfig(
-        vocab_size=config["tokenizer"]["vocab_size"],
-        head_dim=s["hidden"] // s["heads"],
+    return ModelConfig.from_config_shape(
+        config["model"]["shape"],
+        config["tokenizer"]["vocab_size"],
         dropout=0.0,
         attention_dropout=0.0,
-        **{k: s[k] for k in ("hidden", "layers", "heads", "ffn", "max_positions")},
     )
 
 

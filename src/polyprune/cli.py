@@ -44,11 +44,7 @@ def cmd_params(args) -> dict:
             return cmd_params(argparse.Namespace(target=config["model"]["base"]))
         if shape is None:
             raise SystemExit(f"{target}: model.base {config['model']['base']!r} has no known shape")
-        cfg = ModelConfig(
-            vocab_size=config["tokenizer"]["vocab_size"],
-            head_dim=shape["hidden"] // shape["heads"],
-            **{k: shape[k] for k in ("hidden", "layers", "heads", "ffn", "max_positions")},
-        )
+        cfg = ModelConfig.from_config_shape(shape, config["tokenizer"]["vocab_size"])
         return {"config": target, **param_counts(cfg)}
     raise SystemExit(f"{target}: not a known shape ({', '.join(SHAPES)}), checkpoint or config")
 

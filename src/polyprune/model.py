@@ -71,6 +71,21 @@ class ModelConfig:
         return self.max_positions - (self.pad_id + 1 if self.layout == "xlmr" else 0)
 
     @classmethod
+    def from_config_shape(cls, shape: dict, vocab_size: int, **overrides) -> ModelConfig:
+        """A config file's `model.shape` (hidden, layers, heads, ffn, max_positions; dropout and
+        init_std where given) with a tokenizer's vocabulary."""
+        dropout = shape.get("dropout", 0.1)
+        values = {
+            "vocab_size": vocab_size,
+            "head_dim": shape["hidden"] // shape["heads"],
+            "dropout": dropout,
+            "attention_dropout": dropout,
+            "init_std": shape.get("init_std", 0.02),
+            **{k: shape[k] for k in ("hidden", "layers", "heads", "ffn", "max_positions")},
+        }
+        return cls(**{**values, **overrides})
+
+    @classmethod
     def from_shape(cls, name: str, **overrides) -> ModelConfig:
         if name not in SHAPES:
             raise KeyError(f"unknown shape {name!r}; known: {sorted(SHAPES)}")

@@ -68,20 +68,7 @@ def open_shards(shard_dirs: list, split: str, tokenizer_dir, data_cfg: dict) -> 
 def scratch_model(shape: dict, tokenizer_dir, seed: int) -> MaskedLM:
     """A freshly initialised model of `shape`, the same for the same seed."""
     tok = data.load_tokenizer(str(tokenizer_dir))
-    heads = shape["heads"]
-    cfg = ModelConfig(
-        vocab_size=len(tok),
-        hidden=shape["hidden"],
-        layers=shape["layers"],
-        heads=heads,
-        ffn=shape["ffn"],
-        head_dim=shape["hidden"] // heads,
-        max_positions=shape["max_positions"],
-        pad_id=tok.pad_token_id,
-        dropout=shape.get("dropout", 0.1),
-        attention_dropout=shape.get("dropout", 0.1),
-        init_std=shape.get("init_std", 0.02),
-    )
+    cfg = ModelConfig.from_config_shape(shape, len(tok), pad_id=tok.pad_token_id)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return MaskedLM(cfg)

@@ -77,8 +77,7 @@ def prepare(workdir: Path, shape: dict, vocab_size: int, n_records: int) -> None
     lines = (" ".join(r["tokens"]) for r in random_records("token", 3000, seed=1))
     corpus.write_text("\n".join(lines) + "\n")
     train_tokenizer([corpus], vocab_size, workdir / "tokenizer")
-    head_dim = shape["hidden"] // shape["heads"]
-    save_model(MaskedLM(ModelConfig(vocab_size, head_dim=head_dim, **shape)), workdir / "model")
+    save_model(MaskedLM(ModelConfig.from_config_shape(shape, vocab_size)), workdir / "model")
     for kind in KINDS:
         with open(workdir / f"{kind}.jsonl", "w") as out:
             out.writelines(json.dumps(r) + "\n" for r in random_records(kind, n_records))
