@@ -19,7 +19,7 @@ from polyprune.tasks.finetune import (
     token_rows,
     word_tags,
 )
-from polyprune.tasks.heads import LanguageCoverageError, Lengths, coverage_problems
+from polyprune.tasks.heads import LanguageCoverageError, Lengths, TaskModel, coverage_problems
 from polyprune.tasks.qa import make_windows
 from polyprune.tasks.retrieval import retrieval_scores
 
@@ -268,6 +268,33 @@ def test_every_example_trains_with_its_own_languages_gates(tokenizer):
     scores = evaluate(task_model, tokenizer, {"qaa": test, "qab": same_text}, {})
     assert scores["validation"]["qaa"]["accuracy"] > 85
     assert len(set(predict(task_model, tokenizer, same_text))) == 1  # qab's <s> is constant
+
+
+def test_the_pair_head_reads_the_first_token_as_a_full_encoding_gives_it(tokenizer):
+    """The last layer computes the <s> token alone for the pair head: same logits and
+    gradients as from every position's states, per-language gates included."""
+    model = two_language_model(tokenizer)
+    task_model = TaskModel(model, "xnli", "pair", ["a", "b", "c"], LENGTHS, seed=0)
+    records = pair_records(4, "qaa") + pair_records(4, "qab", seed=2)
+    batch = tokenizer(
+        [r["sentence1"] for r in records],
+        [r["sentence2"] for r in records],
+        padding=True,
+        return_tensors="pt",
+    )
+    gate_set = torch.tensor([0] * 4 + [1] * 4)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    params = [p for name, p in task_model.named_parameters() if ".head." not in name]
+
+    def logits_and_grads(logits):
+        return logits.detach(), torch.autograd.grad(logits.square().sum(), params)
+
+    full_states = model.encode(ids, mask, gate_set=gate_set)
+    full = logits_and_grads(task_model.head(full_states))
+    kept = logits_and_grads(task_model(ids, mask, gate_set=gate_set))
+    assert torch.allclose(kept[0], full[0], atol=1e-6)
+    for a, b in zip(kept[1], full[1]):
+        assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_a_language_without_gates_is_an_error(tokenizer):

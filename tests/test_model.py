@@ -141,6 +141,47 @@ def test_mlm_loss_matches_full_logits():
     assert torch.allclose(model(ids, mask, labels=labels), expected, atol=1e-6)
 
 
+def random_gates(cfg, rows, generator, per_token=None):
+    """Gates in (0, 1): one set for the batch (rows=1), one per example, or (per_token: T) one
+    per token, as importance scoring uses."""
+    shape = (rows,) if per_token is None else (rows, per_token)
+
+    def draw(n):
+        return torch.rand(*shape, n, generator=generator).requires_grad_()
+
+    return Gates([draw(h) for h in cfg.heads], [draw(f) for f in cfg.ffn], draw(cfg.emb_rank))
+
+
+@pytest.mark.parametrize("kind", ["none", "shared", "per-example", "per-token"])
+def test_the_mlm_loss_computes_only_masked_positions_in_the_last_layer_and_changes_nothing(kind):
+    torch.manual_seed(4)
+    cfg = ModelConfig(vocab_size=50, hidden=16, layers=3, heads=2, ffn=24, head_dim=8, emb_rank=16)
+    model = MaskedLM(cfg).eval()
+    ids, mask = tiny_batch(vocab=50)
+    labels = torch.full_like(ids, -100)
+    labels[0, 3], labels[0, 9], labels[1, 2], labels[2, 4] = 7, 8, 9, 11
+    g = torch.Generator().manual_seed(5)
+    rows, per_token = {"shared": (1, None), "per-example": (3, None), "per-token": (3, 12)}.get(
+        kind, (None, None)
+    )
+    gates = None if rows is None else random_gates(cfg, rows, g, per_token)
+    leaves = [*model.parameters(), *([] if gates is None else gates.leaves())]
+
+    def loss_and_grads(loss):
+        return loss.detach(), torch.autograd.grad(loss, leaves, allow_unused=True)
+
+    logits = model(ids, mask, gates=gates)  # every position of every layer
+    full = loss_and_grads(torch.nn.functional.cross_entropy(logits.view(-1, 50), labels.view(-1)))
+    kept = loss_and_grads(model(ids, mask, labels=labels, gates=gates))
+    assert torch.allclose(kept[0], full[0], atol=1e-6)
+    for a, b in zip(kept[1], full[1]):
+        if a is None or b is None:  # e.g. the last layer's gates at unmasked tokens: no gradient
+            assert a is None or not a.any()
+            assert b is None or not b.any()
+        else:
+            assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_all_one_gates_change_nothing_and_zero_gates_do():
     torch.manual_seed(3)
     cfg = ModelConfig(vocab_size=50, hidden=16, layers=2, heads=2, ffn=24, head_dim=8, emb_rank=16)

@@ -142,18 +142,20 @@ class Attention(nn.Module):
         self.out = _linear(inner, cfg.hidden)
         self.dropout = cfg.attention_dropout
 
-    def forward(self, x, mask, gate):
-        B, T, _ = x.shape
-
-        def split(t):
-            return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+    def forward(self, x, mask, gate, queries=None):
+        """`queries`: the states of the positions whose outputs are wanted, (B, Q, hidden); by
+        default every position of `x`."""
+        queries = x if queries is None else queries
+        q = self._split(self.query(queries))
+        k, v = self._split(self.key(x)), self._split(self.value(x))
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         if gate is not None:
             y = y * _over_tokens(gate).transpose(1, 2)[..., None]
-        return self.out(y.transpose(1, 2).reshape(B, T, -1))
+        return self.out(y.transpose(1, 2).reshape(*queries.shape[:2], -1))
+
+    def _split(self, t):
+        return t.view(*t.shape[:2], self.n_heads, self.head_dim).transpose(1, 2)
 
 
 class Layer(nn.Module):
@@ -166,12 +168,35 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, mask, head_gate=None, ffn_gate=None):
-        x = self.attn_norm(x + self.drop(self.attn(x, mask, head_gate)))
+    def forward(self, x, mask, head_gate=None, ffn_gate=None, positions=None):
+        """With `positions` ((B, Q) indices), the outputs at those positions only."""
+        queries = x
+        if positions is not None:
+            queries = _at(x, positions)
+            head_gate, ffn_gate = _at(head_gate, positions), _at(ffn_gate, positions)
+        x = self.attn_norm(queries + self.drop(self.attn(x, mask, head_gate, queries)))
         h = F.gelu(self.ffn_up(x))
         if ffn_gate is not None:
             h = h * _over_tokens(ffn_gate)
         return self.ffn_norm(x + self.drop(self.ffn_down(h)))
+
+
+def _at(t: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor | None:
+    """Hidden states or per-token gates (B, T, n) at `positions` (B, Q); a gate per example or
+    per batch (2-d) applies at every position as it is."""
+    if t is None or t.dim() == 2:
+        return t
+    return t.gather(1, positions[..., None].expand(-1, -1, t.shape[-1]))
+
+
+def _kept_positions(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept positions of every row of `keep` (B, T), ascending and padded to the longest
+    row: (positions (B, Q), valid (B, Q)); states[valid] are then in `keep`'s row-major order."""
+    counts = keep.sum(1)
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+    width = int(counts.max())
+    valid = torch.arange(width, device=keep.device) < counts[:, None]
+    return order[:, :width], valid
 
 
 class Embeddings(nn.Module):
@@ -279,14 +304,19 @@ class MaskedLM(nn.Module):
         gates=None,
         all_layers=False,
         token_types=None,
+        positions=None,
     ):
-        """Hidden states of the last layer, or (all_layers) of the embeddings and every layer."""
+        """Hidden states of the last layer, or (all_layers) of the embeddings and every layer.
+        With `positions` ((B, Q) indices: where a loss reads the states), the last layer
+        computes those positions only, (B, Q, hidden): its other outputs would feed nothing."""
         g = gates if gates is not None else self.gates_for(gate_set)
         mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
         x = self.embed(input_ids, g.emb if g else None, token_types)
         states = [x]
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, g.heads[i] if g else None, g.ffn[i] if g else None)
+            wanted = positions if i == last else None
+            x = layer(x, mask, g.heads[i] if g else None, g.ffn[i] if g else None, wanted)
             states.append(x)
         return states if all_layers else x
 
@@ -302,16 +332,20 @@ class MaskedLM(nn.Module):
         """MLM logits, or with `labels` (-100 = not masked) the mean cross-entropy over the
         masked positions, computed on those positions only."""
         g = gates if gates is not None else self.gates_for(gate_set)
-        h = self.encode(input_ids, attention_mask, gates=g, token_types=token_types)
         emb_gate = g.emb if g else None
         if labels is None:
+            h = self.encode(input_ids, attention_mask, gates=g, token_types=token_types)
             return self.head(h, self.embed, None if emb_gate is None else _over_tokens(emb_gate))
         selected = labels.ne(-100)
+        positions, valid = _kept_positions(selected)
+        h = self.encode(
+            input_ids, attention_mask, gates=g, token_types=token_types, positions=positions
+        )[valid]
         if emb_gate is not None and emb_gate.dim() == 3:
             emb_gate = emb_gate[selected]
         elif emb_gate is not None and emb_gate.shape[0] > 1:
             emb_gate = emb_gate[selected.nonzero()[:, 0]]
-        logits = self.head(h[selected], self.embed, emb_gate)
+        logits = self.head(h, self.embed, emb_gate)
         # half-precision logits (DeepSpeed fp16) are scored in fp32
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         return F.cross_entropy(logits, labels[selected])

@@ -142,8 +142,10 @@ class TaskModel(nn.Module):
         _init_head(self.head, seed)
 
     def forward(self, input_ids, attention_mask, gate_set=None, token_types=None):
+        # the pair head reads the <s> token alone
+        first = input_ids.new_zeros(len(input_ids), 1) if self.kind == "pair" else None
         states = self.encoder.encode(
-            input_ids, attention_mask, gate_set=gate_set, token_types=token_types
+            input_ids, attention_mask, gate_set=gate_set, token_types=token_types, positions=first
         )
         return self.head(states)
 
