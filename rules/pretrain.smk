@@ -31,7 +31,10 @@ rule export:
     input:
         cell_model,
     output:
-        directory(f"{OUT}/cells/{{cell}}/pruned"),
+        model=directory(f"{OUT}/cells/{{cell}}/pruned"),
+        params=result_in_report(
+            f"{OUT}/cells/{{cell}}/params.json", "params", "Cells", file="parameters"
+        ),
     log:
         f"{LOGS}/export/{{cell}}.log",
     conda:

@@ -1,6 +1,8 @@
 import json
 import lzma
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -173,3 +175,17 @@ def test_a_tokenizer_loads_as_auto_tokenizer_loads_it(tokenizer, tmp_path):
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ka", "lo"]) + "\n")
     BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(tmp_path / "bert"))
     assert isinstance(data.load_tokenizer(str(tmp_path / "bert")), BertTokenizerFast)
+
+
+def test_the_data_preparation_steps_start_without_torch():
+    # corpus, tokenizer, shard and prepare_task run before the base model, on its critical path;
+    # importing torch costs each of them about 2 s
+    code = (
+        "import sys\n"
+        "from polyprune.data import copy_lines, shard_language, train_tokenizer\n"
+        "from polyprune.jobs import job\n"
+        "from polyprune.synth import World\n"
+        "from polyprune.tasks.pipeline import prepare_task\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -18,7 +18,7 @@ from slurm_cluster import REPO, finish, write_profile
 
 # The workflow's rules by where the profiles put them (the paper's DAG; the demo adds the
 # training of its base model, `base_model`, a GPU rule there).
-CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export", "bench_params"]
+CPU_RULES = ["tokenizer", "shard", "base_model", "prune", "export"]
 CPU_RULES += ["prepare_task", "subnetworks", "figure7", "ds_cut"]
 CPU_RULES += ["sparse_task", "sparse_base", "sparse_tests"]
 # seconds-long steps over results: they run beside Snakemake, not in Slurm's queue

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from polyprune.config import sampling_probs
 from polyprune.errors import DataError
 from polyprune.io import atomic_dir, atomic_file, file_digest, read_json, write_json
+from polyprune.provenance import provenance
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -228,6 +228,34 @@ def write_shards(
     return files
 
 
+def shard_language(
+    tokenizer_dir,
+    location: str,
+    out_dir,
+    lang: str,
+    data_cfg: dict,
+    size: float | None,
+    max_train: int | None,
+    identity: dict,
+) -> None:
+    """Tokenize and pack one language's corpus into eval / importance / train shards."""
+    tok = load_tokenizer(str(tokenizer_dir))
+    check_mlm_layout(tok)
+    counts = {"eval": data_cfg["eval_sequences"], "importance": data_cfg["importance_sequences"]}
+    limit = None if max_train is None else counts["eval"] + counts["importance"] + max_train
+    with open_text(location) as lines:
+        stream = token_stream(tok, lines)
+        packed = pack(stream, data_cfg["seq_len"], tok.bos_token_id, tok.eos_token_id, limit)
+    tokens = int(packed.size)
+    meta = {
+        "size": size if size is not None else tokens,
+        "size_unit": "table" if size is not None else "tokens",
+        "source": location,
+        "provenance": provenance(identity, [tokenizer_dir]),
+    }
+    write_shards(packed, Path(out_dir), lang, counts, meta, identity["seed"])
+
+
 def _save_rows(path: Path, packed: np.ndarray, rows: np.ndarray, chunk: int = 1 << 16) -> None:
     """packed[rows] as a .npy file, written in chunks (a large corpus is not copied whole)."""
     out = np.lib.format.open_memmap(
@@ -282,6 +310,8 @@ def mask_tokens(ids: np.ndarray, spec: MaskingSpec, rng: np.random.Generator):
     inputs[chosen & (roll < 0.8)] = spec.mask_id
     randomised = chosen & (roll >= 0.8) & (roll < 0.9)
     inputs[randomised] = rng.integers(spec.n_special, spec.mask_id, size=int(randomised.sum()))
+    import torch  # here: the data preparation jobs (corpus, shard) start without torch
+
     return torch.from_numpy(inputs), torch.from_numpy(labels)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from polyprune import data
+from polyprune.bench import model_counts
 from polyprune.config import component_weights, parse_cell
 from polyprune.gates import per_language
 from polyprune.importance import (
@@ -23,34 +24,6 @@ from polyprune.model import MaskedLM, ModelConfig, load_model, save_model
 from polyprune.provenance import FULL_DIGEST_LIMIT, provenance
 from polyprune.prune import achieved_sparsity, gated_model, physically_prune, select_components
 from polyprune.train import TrainSettings, close_distributed, mlm_loss, train_mlm
-
-
-def shard_language(
-    tokenizer_dir,
-    location: str,
-    out_dir,
-    lang: str,
-    data_cfg: dict,
-    size: float | None,
-    max_train: int | None,
-    identity: dict,
-) -> None:
-    """Tokenize and pack one language's corpus into eval / importance / train shards."""
-    tok = data.load_tokenizer(str(tokenizer_dir))
-    data.check_mlm_layout(tok)
-    counts = {"eval": data_cfg["eval_sequences"], "importance": data_cfg["importance_sequences"]}
-    limit = None if max_train is None else counts["eval"] + counts["importance"] + max_train
-    with data.open_text(location) as lines:
-        stream = data.token_stream(tok, lines)
-        packed = data.pack(stream, data_cfg["seq_len"], tok.bos_token_id, tok.eos_token_id, limit)
-    tokens = int(packed.size)
-    meta = {
-        "size": size if size is not None else tokens,
-        "size_unit": "table" if size is not None else "tokens",
-        "source": location,
-        "provenance": provenance(identity, [tokenizer_dir]),
-    }
-    data.write_shards(packed, Path(out_dir), lang, counts, meta, identity["seed"])
 
 
 def shard_size(shard_dir) -> float:
@@ -277,13 +250,16 @@ def make_cell(base_dir, cell: str, score_paths: dict, pruning: dict, importance:
     return model, info
 
 
-def export_cell(model_dir, out_dir, identity: dict) -> dict:
-    """The final checkpoint: physically smaller for a shared gate set, else as trained."""
+def export_cell(model_dir, out_dir, params_path, cell: str, identity: dict) -> dict:
+    """The final checkpoint: physically smaller for a shared gate set, else as trained; and its
+    parameter counts (`params_path`: stored, and what every gate set keeps)."""
     model = load_model(model_dir)
     shared = model.gate_table is not None and not per_language(model.gate_table.names)
     final = physically_prune(model) if shared else model
     info = {"physically_pruned": shared, "provenance": provenance(identity, [model_dir])}
     save_model(final, out_dir, extra=info)
+    counts = {"cell": cell, **model_counts(final), "provenance": provenance(identity, [out_dir])}
+    write_json(params_path, counts)
     return info
 
 

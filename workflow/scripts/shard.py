@@ -1,7 +1,7 @@
 """Tokenize and pack one language into eval / importance / train shards."""
 
+from polyprune.data import shard_language
 from polyprune.jobs import job
-from polyprune.pipeline import shard_language
 
 with job(snakemake) as settings:
     shard_language(
