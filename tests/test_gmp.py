@@ -100,7 +100,7 @@ def test_structured_layer_scope_prunes_the_same_share_of_every_layers_heads_and_
     pruner = MagnitudePruner(model, CubicSchedule(final=0.5, start=1, end=1), "structured", "layer")
     scores = component_scores(model)
     pruner.step(1)
-    gates = model.gate_table.row(0)
+    gates = model.gate_table.select(0)
     for layer in range(2):
         heads, units = gates.heads[layer][0], gates.ffn[layer][0]
         assert int((heads == 0).sum()) == 2 and int((units == 0).sum()) == 12
@@ -118,7 +118,7 @@ def test_structured_global_scope_reaches_the_target_within_one_component_and_pru
         model, CubicSchedule(final=0.4, start=1, end=1), "structured", "global"
     )
     pruner.step(1)
-    assert model.gate_table.row(0).heads[1][0, 0] == 0
+    assert model.gate_table.select(0).heads[1][0, 0] == 0
     assert abs(pruner.sparsity() - 0.4) <= 256 / (8 * 256 + 48 * 32)
     small = physically_prune(model).eval()
     ids = torch.randint(4, 40, (2, 9), generator=torch.Generator().manual_seed(1))
@@ -137,12 +137,12 @@ def test_a_pruned_component_stays_pruned_when_its_weights_grow_later():
     schedule = CubicSchedule(final=0.5, start=1, end=2, initial=0.25)
     pruner = MagnitudePruner(model, schedule, "structured", "layer")
     pruner.step(1)
-    first = model.gate_table.row(0)
+    first = model.gate_table.select(0)
     pruned_head = int((first.heads[0][0] == 0).nonzero()[0])
     with torch.no_grad():
         model.layers[0].attn.out.weight[:, pruned_head * 4 : pruned_head * 4 + 4] *= 100
     pruner.step(2)
-    second = model.gate_table.row(0)
+    second = model.gate_table.select(0)
     for kind in ("heads", "ffn"):
         for before, after in zip(getattr(first, kind), getattr(second, kind)):
             assert (after[before == 0] == 0).all()

@@ -15,7 +15,7 @@ def gate_vectors(model: MaskedLM) -> dict[str, torch.Tensor]:
         raise ValueError("the model has no gate sets (a dense or physically pruned model)")
     out = {}
     for i, name in enumerate(table.names):
-        gates = table.row(i)
+        gates = table.select(i)
         out[name] = torch.cat([t.flatten() for t in [*gates.heads, *gates.ffn]]).ne(0)
     return out
 

@@ -54,7 +54,7 @@ def model_counts(model: MaskedLM) -> dict:
     out = {"stored": param_counts(model.cfg)}
     if model.gate_table is not None:
         out["gate_sets"] = {
-            name: param_counts(model.cfg, model.gate_table.row(i))
+            name: param_counts(model.cfg, model.gate_table.select(i))
             for i, name in enumerate(model.gate_table.names)
         }
     return out

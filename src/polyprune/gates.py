@@ -93,9 +93,6 @@ class GateTable(nn.Module):
         if gates.emb is not None and self.emb.shape[1]:
             self.emb[row] = gates.emb.reshape(-1)
 
-    def row(self, row: int) -> Gates:
-        return self.select(row)
-
 
 def kept_weight(gates: Gates, unit: dict[str, float], kinds=("heads", "ffn")) -> float:
     """Weighted size of the components a (single-row) gate set keeps, for the given kinds."""

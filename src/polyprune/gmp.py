@@ -111,7 +111,7 @@ class MagnitudePruner:
     @torch.no_grad()
     def _gate_components(self, target: float) -> None:
         table, scores = self.model.gate_table, component_scores(self.model)
-        current = table.row(0)
+        current = table.select(0)
         for kind in ("heads", "ffn"):
             for layer, s in enumerate(scores[kind]):
                 s[getattr(current, kind)[layer][0] == 0] = -1.0
@@ -135,7 +135,7 @@ class MagnitudePruner:
             return zero / sum(w.numel() for w in matrices)
         d, dh = self.model.cfg.hidden, self.model.cfg.head_dim
         unit = {"heads": 4 * d * dh, "ffn": 2 * d}
-        return gating.sparsity(self.model.gate_table.row(0), unit)
+        return gating.sparsity(self.model.gate_table.select(0), unit)
 
 
 def component_scores(model: MaskedLM) -> dict[str, list[torch.Tensor]]:
