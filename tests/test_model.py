@@ -182,6 +182,18 @@ def test_the_mlm_loss_computes_only_masked_positions_in_the_last_layer_and_chang
             assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_a_shallower_encoding_is_the_first_layers_of_the_full_one():
+    torch.manual_seed(6)
+    cfg = ModelConfig(vocab_size=50, hidden=16, layers=3, heads=2, ffn=24, head_dim=8)
+    model = MaskedLM(cfg).eval()
+    ids, mask = tiny_batch(vocab=50)
+    full = model.encode(ids, mask, all_layers=True)
+    for depth in range(4):
+        shallow = model.encode(ids, mask, all_layers=True, depth=depth)
+        assert len(shallow) == depth + 1
+        assert all(torch.equal(a, b) for a, b in zip(shallow, full))
+
+
 def test_all_one_gates_change_nothing_and_zero_gates_do():
     torch.manual_seed(3)
     cfg = ModelConfig(vocab_size=50, hidden=16, layers=2, heads=2, ffn=24, head_dim=8, emb_rank=16)

@@ -305,16 +305,19 @@ class MaskedLM(nn.Module):
         all_layers=False,
         token_types=None,
         positions=None,
+        depth=None,
     ):
-        """Hidden states of the last layer, or (all_layers) of the embeddings and every layer.
+        """Hidden states of the last layer, or (all_layers) of the embeddings and every layer;
+        with `depth`, of the first `depth` layers only (retrieval reads a middle layer).
         With `positions` ((B, Q) indices: where a loss reads the states), the last layer
         computes those positions only, (B, Q, hidden): its other outputs would feed nothing."""
         g = gates if gates is not None else self.gates_for(gate_set)
         mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
         x = self.embed(input_ids, g.emb if g else None, token_types)
         states = [x]
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        layers = self.layers if depth is None else self.layers[:depth]
+        last = len(layers) - 1
+        for i, layer in enumerate(layers):
             wanted = positions if i == last else None
             x = layer(x, mask, g.heads[i] if g else None, g.ffn[i] if g else None, wanted)
             states.append(x)

@@ -46,6 +46,7 @@ def sentence_embeddings(
             mask,
             gate_set=None if gates is None else gates.to(device),
             all_layers=True,
+            depth=layer,
         )
         pooled.append(metrics.mean_pool(states[layer], mask).float().cpu())
     return torch.cat(pooled)
