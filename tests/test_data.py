@@ -9,6 +9,7 @@ import pytest
 
 from polyprune import data
 from polyprune.errors import DataError
+from polyprune.fast_tokenizer import SETTINGS_FILE
 
 TEXT = [
     "alpha beta gamma delta",
@@ -20,17 +21,22 @@ TEXT = [
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
+def tokenizer_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tok")
     (root / "corpus.txt").write_text("\n".join(TEXT))
     data.train_tokenizer([root / "corpus.txt"], vocab_size=60, out_dir=root / "tok")
-    return data.load_tokenizer(str(root / "tok"))
+    return root / "tok"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
+    return data.load_tokenizer(str(tokenizer_dir))
 
 
 def test_tokenizer_has_xlmr_special_tokens(tokenizer):
     assert tokenizer.convert_ids_to_tokens([0, 1, 2, 3]) == ["<s>", "<pad>", "</s>", "<unk>"]
     assert tokenizer.mask_token_id == len(tokenizer) - 1
-    pair = tokenizer("alpha", "beta")["input_ids"]
+    (pair,) = tokenizer(["alpha"], ["beta"])["input_ids"]
     assert pair[0] == 0 and pair[-1] == 2 and pair.count(2) == 3  # <s> A </s></s> B </s>
 
 
@@ -133,6 +139,8 @@ def corrupt_tokenizer(directory, damage: str):
         shutil.rmtree(directory)
     elif damage == "missing file":
         tokenizer_json.unlink()
+    elif damage == "settings":
+        (directory / SETTINGS_FILE).write_text("{")
     elif damage == "truncated":
         tokenizer_json.write_bytes(tokenizer_json.read_bytes()[:500])
     else:  # valid JSON that the tokenizers library (Rust) cannot read
@@ -141,10 +149,12 @@ def corrupt_tokenizer(directory, damage: str):
         tokenizer_json.write_text(json.dumps(spec))
 
 
-@pytest.mark.parametrize("damage", ["missing folder", "missing file", "truncated", "bad model"])
-def test_a_damaged_tokenizer_is_named(tokenizer, tmp_path, damage):
+@pytest.mark.parametrize(
+    "damage", ["missing folder", "missing file", "settings", "truncated", "bad model"]
+)
+def test_a_damaged_tokenizer_is_named(tokenizer_dir, tmp_path, damage):
     directory = tmp_path / "tok"
-    tokenizer.save_pretrained(str(directory))
+    shutil.copytree(tokenizer_dir, directory)
     corrupt_tokenizer(directory, damage)
     with pytest.raises(DataError) as info:
         data.load_tokenizer(str(directory))
@@ -162,11 +172,14 @@ def test_a_bert_tokenizer_is_refused_by_the_mlm_stages(tmp_path, tokenizer):
     assert data.masking_for(tokenizer).mask_id == len(tokenizer) - 1
 
 
-def test_a_tokenizer_loads_as_auto_tokenizer_loads_it(tokenizer, tmp_path):
+def test_a_tokenizer_polyprune_did_not_save_loads_as_auto_tokenizer_loads_it(
+    tokenizer_dir, tmp_path
+):
     from transformers import AutoTokenizer, BertTokenizerFast
 
     generic = tmp_path / "generic"
-    tokenizer.save_pretrained(str(generic))
+    shutil.copytree(tokenizer_dir, generic)
+    (generic / SETTINGS_FILE).unlink()
     text = (["alpha beta gamma", "rho"], ["sigma tau", "kappa mu xi"])
     ours, auto = data.load_tokenizer(str(generic)), AutoTokenizer.from_pretrained(str(generic))
     assert type(ours) is type(auto)

@@ -177,7 +177,7 @@ def test_only_first_subtokens_carry_tags(tokenizer):
     tags = ["B-PER", "O", "B-LOC", "I-LOC"]
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     rows = token_rows(tokenizer, [{"tokens": words, "tags": tags}], labels, max_length=64)
-    n_pieces = [len(tokenizer(w, add_special_tokens=False)["input_ids"]) for w in words]
+    n_pieces = list(map(len, tokenizer(words, add_special_tokens=False)["input_ids"]))
     assert n_pieces[1] > 1 and n_pieces[3] > 1
     expected = [IGNORE]
     for tag, n in zip(tags, n_pieces):
@@ -280,10 +280,9 @@ def test_the_pair_head_reads_the_first_token_as_a_full_encoding_gives_it(tokeniz
         [r["sentence1"] for r in records],
         [r["sentence2"] for r in records],
         padding=True,
-        return_tensors="pt",
     )
     gate_set = torch.tensor([0] * 4 + [1] * 4)
-    ids, mask = batch["input_ids"], batch["attention_mask"]
+    ids, mask = torch.tensor(batch["input_ids"]), torch.tensor(batch["attention_mask"])
     params = [p for name, p in task_model.named_parameters() if ".head." not in name]
 
     def logits_and_grads(logits):

@@ -62,3 +62,33 @@ def test_a_killed_writers_temporary_folder_is_removed_by_the_next(tmp_path):
     with atomic_dir(out) as tmp:
         (tmp / "whole").write_text("x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer"]
+
+
+JOB = (
+    "import atexit, sys\n"
+    "from pathlib import Path\n"
+    "from types import SimpleNamespace\n"
+    "from polyprune.jobs import job\n"
+    "out = Path(sys.argv[1])\n"
+    "snakemake = SimpleNamespace(threads=1, params={}, log=[str(out / 'job.log')])\n"
+    "atexit.register(lambda: (out / 'teardown').write_text('ran'))\n"
+    "with job(snakemake):\n"
+    "    print('working')\n"
+    "    (out / 'result').write_text(sys.argv[2])\n"
+    "    if sys.argv[2] == 'fail':\n"
+    "        raise RuntimeError('the job failed')\n"
+)
+
+
+@pytest.mark.parametrize("outcome", ["succeed", "fail"])
+def test_a_job_that_succeeds_skips_the_interpreters_teardown(tmp_path, outcome):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-c", JOB, str(tmp_path), outcome], env=env)
+    log = (tmp_path / "job.log").read_text()
+    assert (tmp_path / "result").read_text() == outcome
+    assert log.startswith("working\n") and "polyprune: cost " in log
+    if outcome == "succeed":
+        assert done.returncode == 0 and not (tmp_path / "teardown").exists()
+    else:  # a failure goes the usual way: traceback, exit status, atexit handlers
+        assert done.returncode == 1 and "RuntimeError: the job failed" in log
+        assert (tmp_path / "teardown").read_text() == "ran"

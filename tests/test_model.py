@@ -1,5 +1,7 @@
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -279,3 +281,29 @@ def test_a_local_bert_checkpoint_converts_with_its_origin(tmp_path):
         expected = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
         diff = ours(ids, mask, token_types=types) - expected
     assert diff[mask.bool()].abs().max().item() <= 1e-5
+
+
+def test_a_model_is_built_and_loaded_without_importing_sympy(tmp_path):
+    # torch's skip_init and the meta device import sympy on first use: 0.6 s of every job
+    save_model(
+        MaskedLM(ModelConfig(vocab_size=11, hidden=8, layers=1, heads=2, ffn=4, head_dim=4)),
+        tmp_path,
+    )
+    code = (
+        "import sys\n"
+        "from polyprune.model import load_model\n"
+        f"load_model({str(tmp_path)!r})\n"
+        "assert 'sympy' not in sys.modules, 'sympy was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_linear_layer_is_initialised_once_by_the_model():
+    torch.manual_seed(0)
+    model = MaskedLM(
+        ModelConfig(vocab_size=11, hidden=64, layers=2, heads=[4, 2], ffn=[256, 0], head_dim=16)
+    )
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linear])
+    assert weights.std().item() == pytest.approx(model.cfg.init_std, rel=0.05)
+    assert all(m.bias is None or not m.bias.any() for m in linear)

@@ -15,6 +15,7 @@ import numpy as np
 
 from polyprune.config import sampling_probs
 from polyprune.errors import DataError
+from polyprune.fast_tokenizer import FastTokenizer, save_tokenizer, saved_by_polyprune
 from polyprune.io import atomic_dir, atomic_file, file_digest, read_json, write_json
 from polyprune.provenance import provenance
 
@@ -71,7 +72,7 @@ def train_tokenizer(corpus_files: list[Path], vocab_size: int, out_dir: Path) ->
     tok = canonical_unigram(tok)
     tok.add_special_tokens(["<mask>"])
     with atomic_dir(out_dir) as tmp:
-        xlmr_layout(tok).save_pretrained(str(tmp))
+        save_tokenizer(xlmr_layout(tok), tmp)
 
 
 def canonical_unigram(tok):
@@ -126,7 +127,11 @@ GENERIC_FAST_TOKENIZERS = {"PreTrainedTokenizerFast", "TokenizersBackend"}
 
 
 def load_tokenizer(path: str, revision: str | None = None):
+    """A tokenizer that polyprune saved (FastTokenizer: no transformers import), or any other
+    fast tokenizer through transformers (a hub id, a local checkpoint)."""
     try:
+        if saved_by_polyprune(path):
+            return FastTokenizer(path)
         tok = _tokenizer_loader(path).from_pretrained(path, revision=revision)
     # OSError (missing), ValueError/KeyError (damaged JSON), plain Exception (tokenizers' Rust)
     except Exception as e:

@@ -30,12 +30,13 @@ def convert_base(name: str, revision: str | None, model_out, tokenizer_out, iden
     that no later job needs the network."""
     from transformers import AutoTokenizer
 
+    from polyprune.fast_tokenizer import save_tokenizer
     from polyprune.model import convert_hf
 
     convert_hf(name, revision, model_out, {"provenance": provenance(identity)})
     tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
     with atomic_dir(tokenizer_out) as tmp:
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
 
 
 # ---- test sets ----------------------------------------------------------------------------

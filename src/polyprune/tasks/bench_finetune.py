@@ -97,9 +97,8 @@ def main(argv=None) -> None:
     clock = Stopwatch()
 
     import torch
-    import transformers  # noqa: F401  (the tokenizer's import, timed with torch's)
 
-    clock.lap("import torch + transformers")
+    clock.lap("import torch")
     from polyprune.data import load_tokenizer
     from polyprune.model import load_model
     from polyprune.tasks.finetune import FinetuneSettings, finetune, make_rows

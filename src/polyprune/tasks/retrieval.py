@@ -36,13 +36,11 @@ def sentence_embeddings(
     pooled = []
     for first in range(0, len(texts), batch_size):
         batch = list(texts[first : first + batch_size])
-        encoded = tokenizer(
-            batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        )
-        mask = encoded["attention_mask"].to(device)
+        encoded = tokenizer(batch, truncation=True, max_length=max_length, padding=True)
+        mask = torch.tensor(encoded["attention_mask"], device=device)
         gates = gate_rows(model, [lang] * len(batch))
         states = model.encode(
-            encoded["input_ids"].to(device),
+            torch.tensor(encoded["input_ids"], device=device),
             mask,
             gate_set=None if gates is None else gates.to(device),
             all_layers=True,
