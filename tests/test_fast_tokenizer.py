@@ -79,6 +79,7 @@ CALLS = [
     ((SENTENCES[0], SENTENCES[1]), {}),
     ((SENTENCES[2],), {"add_special_tokens": False}),
     ((SENTENCES[3].split(),), {"is_split_into_words": True}),
+    (([],), {"is_split_into_words": True, "add_special_tokens": False}),
 ]
 
 

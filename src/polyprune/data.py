@@ -122,17 +122,15 @@ def xlmr_layout(tok) -> PreTrainedTokenizerFast:
     )
 
 
-# What a saved tokenizer's config calls the generic fast tokenizer (transformers 4 and 5)
-GENERIC_FAST_TOKENIZERS = {"PreTrainedTokenizerFast", "TokenizersBackend"}
-
-
 def load_tokenizer(path: str, revision: str | None = None):
     """A tokenizer that polyprune saved (FastTokenizer: no transformers import), or any other
     fast tokenizer through transformers (a hub id, a local checkpoint)."""
     try:
         if saved_by_polyprune(path):
             return FastTokenizer(path)
-        tok = _tokenizer_loader(path).from_pretrained(path, revision=revision)
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(path, revision=revision)
     # OSError (missing), ValueError/KeyError (damaged JSON), plain Exception (tokenizers' Rust)
     except Exception as e:
         reason = (str(e).strip().splitlines() or [""])[0]
@@ -142,21 +140,6 @@ def load_tokenizer(path: str, revision: str | None = None):
     if not tok.is_fast:
         raise DataError(f"{path}: polyprune needs a fast tokenizer (offsets for QA)")
     return tok
-
-
-def _tokenizer_loader(path: str):
-    # Importing AutoTokenizer costs half a second of every job; a tokenizer of train_tokenizer's
-    # (the demo's) is the generic fast one, which needs none of its class resolution
-    config = Path(path) / "tokenizer_config.json"
-    if config.is_file() and (
-        json.loads(config.read_text()).get("tokenizer_class") in GENERIC_FAST_TOKENIZERS
-    ):
-        from transformers import PreTrainedTokenizerFast
-
-        return PreTrainedTokenizerFast
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer
 
 
 # ---- shards -----------------------------------------------------------------------------------

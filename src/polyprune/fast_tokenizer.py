@@ -93,7 +93,9 @@ class FastTokenizer:
         return_offsets_mapping: bool = False,
     ) -> Encoded:
         """One text (or word list, or pair) or a batch of them, encoded as transformers does."""
-        single = isinstance(text, str) or (is_split_into_words and isinstance(text[0], str))
+        single = isinstance(text, str) or (
+            is_split_into_words and not (text and isinstance(text[0], list | tuple))
+        )
         if single:
             text, text_pair = [text], None if text_pair is None else [text_pair]
         self._configure(truncation, max_length, stride, padding)
